@@ -1,0 +1,154 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// Main is TestMain for a package with testscripts: it registers the
+// commands (run by argv[0] when a script execs them, or when minictr
+// re-executes itself) and wraps the whole test run in a leak check.
+func Main(m testscript.TestingM, commands map[string]func() int) {
+	cmds := make(map[string]func(), len(commands))
+	for name, fn := range commands {
+		cmds[name] = func() { os.Exit(fn()) }
+	}
+	testscript.Main(leakChecked{m}, cmds)
+}
+
+type leakChecked struct{ m testscript.TestingM }
+
+// Run runs the tests, then fails the binary if it left anything behind.
+func (l leakChecked) Run() int {
+	before := TakeSnapshot()
+	code := l.m.Run()
+	if leaks := before.Leaks(TakeSnapshot()); len(leaks) > 0 {
+		fmt.Fprintln(os.Stderr, "LEAK: the tests left this behind on the host:")
+		for _, l := range leaks {
+			fmt.Fprintln(os.Stderr, "  "+l)
+		}
+		return 1
+	}
+	return code
+}
+
+// A Snapshot is the host state that tests must leave as they found it:
+// cgroups named after minictr, mount points, network links and this
+// process's children.
+type Snapshot struct {
+	Cgroups  map[string]bool
+	Mounts   map[string]bool
+	Links    map[string]bool
+	Children map[string]bool
+}
+
+// TakeSnapshot reads the current host state.
+func TakeSnapshot() Snapshot {
+	return Snapshot{
+		Cgroups:  minictrCgroups(),
+		Mounts:   mountPoints(),
+		Links:    links(),
+		Children: children(),
+	}
+}
+
+// Leaks lists what after has that s had not.
+func (s Snapshot) Leaks(after Snapshot) []string {
+	var out []string
+	diff := func(kind string, a, b map[string]bool) {
+		for k := range b {
+			if !a[k] {
+				out = append(out, kind+" "+k)
+			}
+		}
+	}
+	diff("cgroup", s.Cgroups, after.Cgroups)
+	diff("mount", s.Mounts, after.Mounts)
+	diff("link", s.Links, after.Links)
+	diff("process", s.Children, after.Children)
+	sort.Strings(out)
+	return out
+}
+
+func minictrCgroups() map[string]bool {
+	out := map[string]bool{}
+	root := "/sys/fs/cgroup"
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(strings.TrimPrefix(path, root), "/") > 4 {
+			return fs.SkipDir
+		}
+		if strings.Contains(strings.ToLower(d.Name()), "minictr") {
+			out[path] = true
+		}
+		return nil
+	})
+	return out
+}
+
+func mountPoints() map[string]bool {
+	out := map[string]bool{}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 {
+			out[fields[4]] = true
+		}
+	}
+	return out
+}
+
+func links() map[string]bool {
+	out := map[string]bool{}
+	entries, _ := os.ReadDir("/sys/class/net")
+	for _, e := range entries {
+		out[e.Name()] = true
+	}
+	return out
+}
+
+// children lists live processes whose parent is this test binary, as
+// "PID command".
+func children() map[string]bool {
+	out := map[string]bool{}
+	self := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command sits in parentheses and may hold spaces: parse after ')'.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 2 || fields[0] == "Z" {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
+			out[fmt.Sprintf("%d %s", pid, s[strings.IndexByte(s, '(')+1:i])] = true
+		}
+	}
+	return out
+}

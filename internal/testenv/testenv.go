@@ -1,0 +1,179 @@
+// Package testenv is what every minictr test shares: the testscript
+// conditions ([root], [cgroup1], [cgroup2]), a busybox root filesystem made
+// from the host's static busybox, per-script unique names and state
+// directories, and a leak check around a whole test binary.
+package testenv
+
+import (
+	"crypto/rand"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// Busybox is where Debian's busybox-static puts its binary.
+const Busybox = "/bin/busybox"
+
+// CgroupMode reports how the host mounts cgroups: "v2" for a pure unified
+// hierarchy, "v1" for v1 controllers (with or without a v2 hybrid mount),
+// or "" when it cannot tell.
+func CgroupMode() string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return "v2"
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
+		return "v1"
+	}
+	return ""
+}
+
+// IsRoot reports whether the test runs as root.
+func IsRoot() bool { return os.Geteuid() == 0 }
+
+// SkipIfNotRoot skips t with a reason unless it runs as root.
+func SkipIfNotRoot(t testing.TB) {
+	t.Helper()
+	if !IsRoot() {
+		t.Skip("needs root: creates namespaces, mounts or cgroups")
+	}
+}
+
+// Condition answers the minictr testscript conditions. An unknown condition
+// is an error, so that a typo never silently skips a check.
+func Condition(cond string) (bool, error) {
+	switch cond {
+	case "root":
+		return IsRoot(), nil
+	case "cgroup1":
+		return CgroupMode() == "v1", nil
+	case "cgroup2":
+		return CgroupMode() == "v2", nil
+	case "busybox":
+		return StaticBusybox() == nil, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+// StaticBusybox returns nil when the host has a statically linked busybox,
+// the one a root filesystem can use without any library.
+func StaticBusybox() error {
+	f, err := elf.Open(Busybox)
+	if err != nil {
+		return fmt.Errorf("%s: %w (install busybox-static)", Busybox, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked (install busybox-static)", Busybox)
+		}
+	}
+	return nil
+}
+
+// UniqueID returns a short random hex string for host-global names
+// (cgroups, links, tables) so that parallel tests never collide.
+func UniqueID() string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// BusyboxRootfs fills dir with a minimal root filesystem: the static
+// busybox, a symlink per applet, /etc/passwd and /etc/group with root,
+// nobody and a "student" user, and the empty mount points a container needs.
+func BusyboxRootfs(dir string) error {
+	if err := StaticBusybox(); err != nil {
+		return err
+	}
+	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/student", "var", "run"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	if err := os.Chown(filepath.Join(dir, "home/student"), 1000, 1000); err != nil && IsRoot() {
+		return err
+	}
+	data, err := os.ReadFile(Busybox)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
+		return err
+	}
+	out, err := exec.Command(Busybox, "--list-full").Output()
+	if err != nil {
+		return fmt.Errorf("busybox --list-full: %w", err)
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if filepath.Base(applet) == "busybox" {
+			continue
+		}
+		link := filepath.Join(dir, applet)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink("/bin/busybox", link); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n" +
+			"student:x:1000:1000:Student:/home/student:/bin/sh\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group": "root:x:0:\n" +
+			"student:x:1000:\n" +
+			"audio:x:29:student\n" +
+			"video:x:44:student\n" +
+			"nogroup:x:65534:\n",
+		"etc/hostname": "busybox\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Setup prepares a testscript environment: $ID (unique per script),
+// $MINICTR_ROOT and $MINICTR_RUN_ROOT (private state directories) and, when
+// a static busybox exists, $ROOTFS (a fresh busybox root filesystem).
+func Setup(env *testscript.Env) error {
+	id := UniqueID()
+	env.Setenv("ID", id)
+	state := filepath.Join(env.WorkDir, ".minictr")
+	env.Setenv("MINICTR_ROOT", filepath.Join(state, "root"))
+	env.Setenv("MINICTR_RUN_ROOT", filepath.Join(state, "run"))
+	if StaticBusybox() == nil {
+		rootfs := filepath.Join(env.WorkDir, "rootfs")
+		if err := BusyboxRootfs(rootfs); err != nil {
+			return err
+		}
+		env.Setenv("ROOTFS", rootfs)
+	}
+	return nil
+}
+
+// Params returns the testscript parameters every minictr script uses:
+// scripts in dir, Setup, Condition, and extra commands.
+func Params(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
+		Setup:               Setup,
+		Condition:           Condition,
+		RequireExplicitExec: true,
+	}
+}
