@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -26,11 +27,21 @@ func Main(m testscript.TestingM, commands map[string]func() int) {
 
 type leakChecked struct{ m testscript.TestingM }
 
+// leakGrace is how long a leak candidate may take to go away. go test runs
+// several test binaries at once, and what another binary creates while we
+// run looks like ours until it is torn down a moment later.
+const leakGrace = 15 * time.Second
+
 // Run runs the tests, then fails the binary if it left anything behind.
 func (l leakChecked) Run() int {
 	before := TakeSnapshot()
 	code := l.m.Run()
-	if leaks := before.Leaks(TakeSnapshot()); len(leaks) > 0 {
+	leaks := before.Leaks(TakeSnapshot())
+	for deadline := time.Now().Add(leakGrace); len(leaks) > 0 && time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+		leaks = before.Leaks(TakeSnapshot())
+	}
+	if len(leaks) > 0 {
 		fmt.Fprintln(os.Stderr, "LEAK: the tests left this behind on the host:")
 		for _, l := range leaks {
 			fmt.Fprintln(os.Stderr, "  "+l)
