@@ -1,0 +1,63 @@
+package chroot
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+const stage = "chroot"
+
+// Chroot makes dir the root directory of the calling process and moves into
+// it, the way chroot(8) does. The old root is still mounted and reachable by
+// a root process that knows the trick (see lessons/01-chroot): use PivotRoot
+// for containers.
+func Chroot(dir string, t trace.Tracer) error {
+	t = trace.Or(t)
+	if err := unix.Chroot(dir); err != nil {
+		return &os.PathError{Op: "chroot", Path: dir, Err: err}
+	}
+	t.Step(stage, "chroot "+dir, "chroot "+dir)
+	// Without the chdir the working directory would still be outside the
+	// new root, and relative paths would resolve on the host.
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	t.Step(stage, "chdir /", "cd /")
+	return nil
+}
+
+// PivotRoot makes newroot the root mount of the calling process's mount
+// namespace and detaches the old root, so that no path leads back to the
+// host. newroot must be a mount point (Setup bind-mounts it onto itself) in
+// a mount namespace whose mounts are not shared with the host.
+func PivotRoot(newroot string, t trace.Tracer) error {
+	t = trace.Or(t)
+	if err := unix.Chdir(newroot); err != nil {
+		return &os.PathError{Op: "chdir", Path: newroot, Err: err}
+	}
+	t.Step(stage, "chdir "+newroot, "cd "+newroot)
+	// pivot_root(".", ".") is runc's trick: the new root and the place to
+	// put the old one are the same directory. The kernel stacks the old root
+	// on top of "." and makes the new root "/" underneath it, so no temporary
+	// "put_old" directory has to be created in (and later removed from) the
+	// container's filesystem, which may even be read-only.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return &os.PathError{Op: "pivot_root", Path: newroot, Err: err}
+	}
+	t.Step(stage, "pivot_root . . (in "+newroot+")", "pivot_root . .")
+	// "." is now the old root, stacked on the new one. A lazy unmount
+	// detaches it and every mount below it (the host's /proc, /home, ...)
+	// from this namespace; what was underneath, the new root, shows again.
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return &os.PathError{Op: "umount2", Path: "(old root)", Err: err}
+	}
+	t.Step(stage, "umount2 . MNT_DETACH (the old root)", "umount -l .")
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	t.Step(stage, "chdir /", "cd /")
+	return nil
+}

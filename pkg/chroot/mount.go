@@ -1,0 +1,121 @@
+package chroot
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mount calls mount(2) and reports it with the equivalent mount(8) command.
+func (s *setup) mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		return &os.PathError{Op: "mount", Path: target, Err: err}
+	}
+	s.t.Step(stage, mountCall(source, target, fstype, flags, data), mountShell(source, target, fstype, flags, data))
+	return nil
+}
+
+// remountReadOnly makes the mount at target read-only. A remount replaces
+// all the per-mount flags, so the ones already set (nosuid, nodev, noexec,
+// atime) are carried over: dropping them would fail with EPERM inside a user
+// namespace, where the kernel locks them, and would weaken the mount anyway.
+func (s *setup) remountReadOnly(target string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: target, Err: err}
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	for stFlag, msFlag := range map[int64]uintptr{
+		unix.ST_NOSUID:     unix.MS_NOSUID,
+		unix.ST_NODEV:      unix.MS_NODEV,
+		unix.ST_NOEXEC:     unix.MS_NOEXEC,
+		unix.ST_NOATIME:    unix.MS_NOATIME,
+		unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+		unix.ST_RELATIME:   unix.MS_RELATIME,
+	} {
+		if st.Flags&stFlag != 0 {
+			flags |= msFlag
+		}
+	}
+	return s.mount("", target, "", flags, "")
+}
+
+// flagNames lists the mount(2) flags in the order they are printed, with
+// the MS_ constant name and the mount(8) option name.
+var flagNames = []struct {
+	flag      uintptr
+	name, opt string
+}{
+	{unix.MS_RDONLY, "MS_RDONLY", "ro"},
+	{unix.MS_NOSUID, "MS_NOSUID", "nosuid"},
+	{unix.MS_NODEV, "MS_NODEV", "nodev"},
+	{unix.MS_NOEXEC, "MS_NOEXEC", "noexec"},
+	{unix.MS_NOATIME, "MS_NOATIME", "noatime"},
+	{unix.MS_NODIRATIME, "MS_NODIRATIME", "nodiratime"},
+	{unix.MS_RELATIME, "MS_RELATIME", "relatime"},
+	{unix.MS_STRICTATIME, "MS_STRICTATIME", "strictatime"},
+	{unix.MS_REMOUNT, "MS_REMOUNT", ""},
+	{unix.MS_BIND, "MS_BIND", ""},
+	{unix.MS_REC, "MS_REC", ""},
+	{unix.MS_PRIVATE, "MS_PRIVATE", ""},
+	{unix.MS_SLAVE, "MS_SLAVE", ""},
+	{unix.MS_SHARED, "MS_SHARED", ""},
+}
+
+// mountCall renders the mount(2) call itself, the way strace would.
+func mountCall(source, target, fstype string, flags uintptr, data string) string {
+	var names []string
+	for _, f := range flagNames {
+		if flags&f.flag != 0 {
+			names = append(names, f.name)
+		}
+	}
+	if len(names) == 0 {
+		names = []string{"0"}
+	}
+	return fmt.Sprintf("mount(%q, %q, %q, %s, %q)", source, target, fstype, strings.Join(names, "|"), data)
+}
+
+// mountShell renders the mount(8) command with the same effect.
+func mountShell(source, target, fstype string, flags uintptr, data string) string {
+	rec := flags&unix.MS_REC != 0
+	switch {
+	case flags&unix.MS_PRIVATE != 0:
+		return "mount --make-" + map[bool]string{true: "r", false: ""}[rec] + "private " + target
+	case flags&unix.MS_SLAVE != 0:
+		return "mount --make-" + map[bool]string{true: "r", false: ""}[rec] + "slave " + target
+	}
+	var opts []string
+	for _, f := range flagNames {
+		if flags&f.flag != 0 && f.opt != "" {
+			opts = append(opts, f.opt)
+		}
+	}
+	switch {
+	case flags&unix.MS_REMOUNT != 0:
+		o := "remount"
+		if flags&unix.MS_BIND != 0 {
+			o += ",bind"
+		}
+		return "mount -o " + strings.Join(append([]string{o}, opts...), ",") + " " + target
+	case flags&unix.MS_BIND != 0:
+		cmd := "mount --bind "
+		if rec {
+			cmd = "mount --rbind "
+		}
+		if len(opts) > 0 {
+			cmd += "-o " + strings.Join(opts, ",") + " "
+		}
+		return cmd + source + " " + target
+	}
+	if data != "" {
+		opts = append(opts, data)
+	}
+	cmd := "mount -t " + fstype
+	if len(opts) > 0 {
+		cmd += " -o " + strings.Join(opts, ",")
+	}
+	return cmd + " " + source + " " + target
+}

@@ -1,0 +1,108 @@
+package chroot
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestSecureJoinStaysInside builds a rootfs full of hostile symlinks and
+// checks that every target resolves inside it.
+func TestSecureJoinStaysInside(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"etc", "data", "a/b"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"escape-abs": "/etc",           // absolute: resolves against root
+		"escape-rel": "../../../../..", // climbs above root: stops at root
+		"a/b/up":     "../../data",
+		"loop1":      "loop2",
+		"loop2":      "loop1",
+		"host":       "/proc/self/root/etc", // a path that exists on the host
+	}
+	for name, dest := range links {
+		if err := os.Symlink(dest, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"/data", "/data"},
+		{"data/../../../etc", "/etc"},
+		{"/escape-abs/passwd", "/etc/passwd"},
+		{"/escape-rel", "/"},
+		{"/escape-rel/etc", "/etc"},
+		{"/a/b/up/x", "/data/x"},
+		{"/host", "/proc/self/root/etc"},
+		{"/new/dir", "/new/dir"},
+		{"", "/"},
+	} {
+		got, err := SecureJoin(root, tc.in)
+		if err != nil {
+			t.Errorf("SecureJoin(%q): %v", tc.in, err)
+			continue
+		}
+		want := filepath.Join(root, tc.want)
+		if got != want {
+			t.Errorf("SecureJoin(%q) = %q, want %q", tc.in, got, want)
+		}
+	}
+	if _, err := SecureJoin(root, "/loop1/x"); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("SecureJoin(loop) err = %v, want ELOOP", err)
+	}
+}
+
+// TestMountPointCreatesInside checks that a missing mount point behind an
+// escaping symlink is created inside the rootfs, never on the host.
+func TestMountPointCreatesInside(t *testing.T) {
+	outside := t.TempDir()
+	root := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "vol")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mountPoint(root, "/vol/sub", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, outside, "sub"); got != want {
+		t.Errorf("mountPoint = %q, want %q", got, want)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("mountPoint created %v outside the rootfs", entries)
+	}
+	file, err := mountPoint(root, "/etc/resolv.conf", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("file mount point %s: %v %v", file, fi, err)
+	}
+}
+
+func TestMountShell(t *testing.T) {
+	for _, tc := range []struct {
+		source, target, fstype string
+		flags                  uintptr
+		data, want             string
+	}{
+		{"", "/", "", unix.MS_REC | unix.MS_PRIVATE, "", "mount --make-rprivate /"},
+		{"/r", "/r", "", unix.MS_BIND | unix.MS_REC, "", "mount --rbind /r /r"},
+		{"proc", "/r/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "", "mount -t proc -o nosuid,nodev,noexec proc /r/proc"},
+		{"/dev/null", "/proc/kcore", "", unix.MS_BIND, "", "mount --bind /dev/null /proc/kcore"},
+		{"", "/proc/sys", "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID, "", "mount -o remount,bind,ro,nosuid /proc/sys"},
+		{"shm", "/r/dev/shm", "tmpfs", unix.MS_NOSUID, "mode=1777", "mount -t tmpfs -o nosuid,mode=1777 shm /r/dev/shm"},
+	} {
+		if got := mountShell(tc.source, tc.target, tc.fstype, tc.flags, tc.data); got != tc.want {
+			t.Errorf("mountShell = %q, want %q", got, tc.want)
+		}
+	}
+	got := mountCall("proc", "/r/proc", "proc", unix.MS_NOSUID|unix.MS_NOEXEC, "")
+	if want := `mount("proc", "/r/proc", "proc", MS_NOSUID|MS_NOEXEC, "")`; got != want {
+		t.Errorf("mountCall = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,474 @@
+package chroot
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/testenv"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+func TestMain(m *testing.M) {
+	testenv.Main(m, map[string]func() int{"chroot-inside": inside})
+}
+
+// insideConfig is what the test sends to its re-executed self.
+type insideConfig struct {
+	Rootfs     string
+	ReadOnly   bool
+	Privileged bool
+	Mounts     []Mount
+}
+
+// inside runs as PID 1 of new mount and PID namespaces: it calls Setup,
+// says "ready", waits for the test to look at the host's mounts, then
+// checks the container's view and prints one "ok NAME" or "FAIL NAME: why"
+// per check.
+func inside() int {
+	var cfg insideConfig
+	if err := json.Unmarshal([]byte(os.Getenv("CHROOT_TEST_CONFIG")), &cfg); err != nil {
+		fmt.Println("FAIL config:", err)
+		return 1
+	}
+	err := Setup(Config{Rootfs: cfg.Rootfs, ReadOnly: cfg.ReadOnly, Privileged: cfg.Privileged,
+		Mounts: cfg.Mounts, Tracer: trace.New(os.Stderr)})
+	if err != nil {
+		fmt.Println("FAIL setup:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	_, _ = io.ReadAll(os.Stdin) // until the test closes our stdin
+	for _, c := range checks(cfg) {
+		if err := c.fn(); err != nil {
+			fmt.Printf("FAIL %s: %v\n", c.name, err)
+		} else {
+			fmt.Printf("ok %s\n", c.name)
+		}
+	}
+	return 0
+}
+
+type check struct {
+	name string
+	fn   func() error
+}
+
+func checks(cfg insideConfig) []check {
+	cs := []check{
+		{"pid1", func() error {
+			self, err := os.Readlink("/proc/self")
+			if os.Getpid() != 1 || self != "1" {
+				return fmt.Errorf("getpid %d, /proc/self -> %q (%v)", os.Getpid(), self, err)
+			}
+			return nil
+		}},
+		{"rootfs-only", func() error {
+			// The rootfs has bin/busybox and no host directories like /boot.
+			if _, err := os.Stat("/bin/busybox"); err != nil {
+				return err
+			}
+			if _, err := os.Stat("/boot"); !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("/boot visible: %v", err)
+			}
+			return nil
+		}},
+		{"old-root-gone", func() error {
+			// Only the container's own mounts are left (the volume test
+			// mounts on /etc, where its /data symlink points).
+			data, err := os.ReadFile("/proc/self/mountinfo")
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				mp := strings.Fields(line)[4]
+				if mp != "/" && !strings.HasPrefix(mp, "/proc") && !strings.HasPrefix(mp, "/sys") &&
+					!strings.HasPrefix(mp, "/dev") && !(len(cfg.Mounts) > 0 && mp == "/etc") {
+					return fmt.Errorf("host mount still visible: %s", line)
+				}
+			}
+			return nil
+		}},
+		{"dev-null", func() error {
+			if err := os.WriteFile("/dev/null", []byte("swallowed"), 0); err != nil {
+				return err
+			}
+			data, err := os.ReadFile("/dev/null")
+			if err != nil || len(data) != 0 {
+				return fmt.Errorf("read %q, %v", data, err)
+			}
+			return nil
+		}},
+		{"dev-zero", func() error {
+			buf := []byte{1, 2, 3, 4}
+			if err := readInto("/dev/zero", buf); err != nil {
+				return err
+			}
+			if !bytes.Equal(buf, make([]byte, 4)) {
+				return fmt.Errorf("read %v", buf)
+			}
+			return nil
+		}},
+		{"dev-full", func() error {
+			err := os.WriteFile("/dev/full", []byte("x"), 0)
+			if !errors.Is(err, unix.ENOSPC) {
+				return fmt.Errorf("write to /dev/full: %v, want ENOSPC", err)
+			}
+			return nil
+		}},
+		{"dev-urandom", func() error { return readInto("/dev/urandom", make([]byte, 16)) }},
+		{"dev-links", func() error {
+			for name, want := range map[string]string{"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0", "/dev/ptmx": "pts/ptmx", "/dev/core": "/proc/kcore"} {
+				if got, err := os.Readlink(name); got != want {
+					return fmt.Errorf("%s -> %q (%v), want %q", name, got, err, want)
+				}
+			}
+			return nil
+		}},
+		{"dev-pts", checkPts},
+		{"dev-shm", func() error { return os.WriteFile("/dev/shm/x", []byte("x"), 0o600) }},
+		{"dev-mqueue", func() error { return isFS("/dev/mqueue", mqueueMagic) }},
+	}
+	if cfg.Privileged {
+		return append(cs,
+			check{"sys-rw", func() error { return unix.Access("/sys/kernel", unix.W_OK) }},
+			check{"timer-list-unmasked", func() error { return notMasked("/proc/timer_list") }},
+		)
+	}
+	cs = append(cs,
+		check{"masked-files-null", func() error {
+			// This kernel may lack /proc/kcore; each masked file that
+			// exists must be the null device and read empty.
+			found := 0
+			for _, p := range DefaultMaskedPaths {
+				var st unix.Stat_t
+				if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFDIR {
+					continue
+				}
+				found++
+				data, err := os.ReadFile(p)
+				if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 || len(data) != 0 || err != nil {
+					return fmt.Errorf("%s: mode %o rdev %d:%d, read %d bytes, %v", p, st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev), len(data), err)
+				}
+			}
+			if found == 0 {
+				return errors.New("no masked file exists on this kernel")
+			}
+			return nil
+		}},
+		check{"masked-dirs-empty", func() error {
+			for _, p := range DefaultMaskedPaths {
+				if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+					if entries, err := os.ReadDir(p); err != nil || len(entries) != 0 {
+						return fmt.Errorf("%s: %d entries, %v", p, len(entries), err)
+					}
+				}
+			}
+			return nil
+		}},
+		check{"proc-sys-ro", func() error {
+			// Opening for writing is enough: the mount refuses before the sysctl sees anything.
+			f, err := os.OpenFile("/proc/sys/kernel/hostname", os.O_WRONLY, 0)
+			if err == nil {
+				f.Close()
+			}
+			if !errors.Is(err, unix.EROFS) {
+				return fmt.Errorf("open for write: %v, want EROFS", err)
+			}
+			return nil
+		}},
+		check{"sys-ro", func() error {
+			if err := unix.Access("/sys/kernel", unix.W_OK); !errors.Is(err, unix.EROFS) {
+				return fmt.Errorf("access(W_OK): %v, want EROFS", err)
+			}
+			return nil
+		}},
+	)
+	if cfg.ReadOnly {
+		cs = append(cs, check{"root-ro", func() error {
+			if err := os.WriteFile("/tmp/x", nil, 0o600); !errors.Is(err, unix.EROFS) {
+				return fmt.Errorf("write /tmp/x: %v, want EROFS", err)
+			}
+			return nil
+		}})
+	} else {
+		cs = append(cs, check{"root-rw", func() error { return os.WriteFile("/tmp/x", nil, 0o600) }})
+	}
+	if len(cfg.Mounts) > 0 {
+		cs = append(cs, check{"volume", func() error {
+			data, err := os.ReadFile("/data/hello")
+			if string(data) != "from the host\n" {
+				return fmt.Errorf("/data/hello = %q, %v", data, err)
+			}
+			// The volume was asked for read-only (MS_BIND|MS_RDONLY).
+			if err := os.WriteFile("/data/x", nil, 0o600); !errors.Is(err, unix.EROFS) {
+				return fmt.Errorf("write /data/x: %v, want EROFS", err)
+			}
+			return nil
+		}})
+	}
+	return cs
+}
+
+func readInto(path string, buf []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.ReadFull(f, buf)
+	return err
+}
+
+func isFS(path string, magic int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return err
+	}
+	if st.Type != magic {
+		return fmt.Errorf("%s: filesystem type %#x, want %#x", path, st.Type, magic)
+	}
+	return nil
+}
+
+// mqueueMagic is MQUEUE_MAGIC from linux/magic.h.
+const mqueueMagic = 0x19800202
+
+// notMasked checks that path is the real proc file, not /dev/null.
+func notMasked(path string) error {
+	if isFS(path, unix.PROC_SUPER_MAGIC) != nil {
+		return fmt.Errorf("%s is not on proc", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFCHR {
+		return fmt.Errorf("%s is a device (masked by /dev/null)", path)
+	}
+	return nil
+}
+
+// checkPts opens a pseudo-terminal pair on the new devpts instance. Its
+// numbering starts at 0: the host's terminals are not there.
+func checkPts() error {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer ptmx.Close()
+	var unlock int32
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, ptmx.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); errno != 0 {
+		return fmt.Errorf("unlockpt: %w", errno)
+	}
+	n, err := unix.IoctlGetUint32(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		return err
+	}
+	if n != 0 {
+		return fmt.Errorf("first pty is %d, want 0 (a new devpts instance)", n)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	return pts.Close()
+}
+
+// runInside re-executes the test binary as "chroot-inside" in new
+// namespaces and returns its check results. It fails the test if the host's
+// mount table changes while the child runs or after it exits.
+func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr) (results map[string]string, stderr string) {
+	t.Helper()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := mountTable(t)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"chroot-inside"}
+	cmd.Env = append(os.Environ(), "CHROOT_TEST_CONFIG="+string(data))
+	cmd.SysProcAttr = attr
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "ready" {
+		stdin.Close()
+		_ = cmd.Wait()
+		t.Fatalf("child did not get ready: %q\n%s", out.Text(), errBuf.String())
+	}
+	if during := mountTable(t); !slices.Equal(before, during) {
+		t.Errorf("host mount table changed while the container runs:\nbefore %v\nduring %v", before, during)
+	}
+	stdin.Close()
+	results = map[string]string{}
+	for out.Scan() {
+		status, rest, _ := strings.Cut(out.Text(), " ")
+		name, why, _ := strings.Cut(rest, ": ")
+		results[name] = status
+		if status != "ok" {
+			t.Errorf("check %s failed: %s", name, why)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("child: %v\n%s", err, errBuf.String())
+	}
+	if after := mountTable(t); !slices.Equal(before, after) {
+		t.Errorf("host mount table changed:\nbefore %v\nafter  %v", before, after)
+	}
+	return results, errBuf.String()
+}
+
+// mountTable lists the host's mount points, sorted.
+func mountTable(t *testing.T) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		out = append(out, strings.Fields(line)[4])
+	}
+	slices.Sort(out)
+	return out
+}
+
+func wantChecks(t *testing.T, results map[string]string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if results[n] != "ok" {
+			t.Errorf("check %s: %q, want ok", n, results[n])
+		}
+	}
+}
+
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	if err := testenv.StaticBusybox(); err != nil {
+		t.Skip(err)
+	}
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	if err := testenv.BusyboxRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+var newNS = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+
+func TestSetup(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	rootfs := busyboxRootfs(t)
+	results, stderr := runInside(t, insideConfig{Rootfs: rootfs}, newNS)
+	t.Logf("trace (the --explain view):\n%s", stderr)
+	wantChecks(t, results, "pid1", "rootfs-only", "old-root-gone", "dev-null", "dev-zero", "dev-full",
+		"dev-urandom", "dev-links", "dev-pts", "dev-shm", "dev-mqueue", "masked-files-null",
+		"masked-dirs-empty", "proc-sys-ro", "sys-ro", "root-rw")
+	// The rootfs itself gained no mounts and no /dev nodes on the host side.
+	if entries, _ := os.ReadDir(filepath.Join(rootfs, "dev")); len(entries) != 0 {
+		t.Errorf("host sees %d entries in rootfs/dev", len(entries))
+	}
+}
+
+func TestSetupReadOnlyWithVolume(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	rootfs := busyboxRootfs(t)
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "hello"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A hostile image points /data at the host's /etc: the volume must
+	// still land inside the rootfs.
+	if err := os.Symlink("/etc", filepath.Join(rootfs, "data")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := insideConfig{Rootfs: rootfs, ReadOnly: true,
+		Mounts: []Mount{{Source: vol, Target: "/data", Flags: unix.MS_BIND | unix.MS_RDONLY}}}
+	results, _ := runInside(t, cfg, newNS)
+	wantChecks(t, results, "root-ro", "volume", "masked-files-null", "proc-sys-ro")
+	if _, err := os.Stat(filepath.Join(rootfs, "etc/hello")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the volume was not mounted on the symlink's target inside the rootfs")
+	}
+}
+
+func TestSetupPrivileged(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	results, _ := runInside(t, insideConfig{Rootfs: busyboxRootfs(t), Privileged: true}, newNS)
+	wantChecks(t, results, "pid1", "sys-rw", "timer-list-unmasked", "dev-null")
+}
+
+// TestSetupUserNamespace runs Setup where the kernel refuses mknod and a new
+// sysfs, to exercise the bind-mount fallbacks.
+func TestSetupUserNamespace(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	attr := &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
+		// Without an explicit uid 0 the child loses its capabilities at exec.
+		Credential:                 &syscall.Credential{Uid: 0, Gid: 0},
+		GidMappingsEnableSetgroups: true,
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	results, stderr := runInside(t, insideConfig{Rootfs: busyboxRootfs(t)}, attr)
+	t.Logf("trace:\n%s", stderr)
+	wantChecks(t, results, "pid1", "dev-null", "dev-zero", "dev-pts", "masked-files-null", "proc-sys-ro", "sys-ro")
+	for _, want := range []string{"bind-mount the host's node", "sysfs refused"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("trace lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestSetupRefusesHostNamespace checks the guard that keeps Setup from
+// pivoting the host's root, without calling Setup itself.
+func TestSetupRefusesHostNamespace(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	init, err2 := os.Readlink("/proc/1/ns/mnt")
+	if err1 != nil || err2 != nil || self != init {
+		t.Skip("the test does not run in PID 1's mount namespace")
+	}
+	if err := ownMountNamespace(); err == nil || !strings.Contains(err.Error(), "CLONE_NEWNS") {
+		t.Errorf("ownMountNamespace() = %v, want a refusal", err)
+	}
+}
+
+// TestSetupErrorNamesPath checks that a failing mount names the syscall
+// and the path, so the reader finds mount(2).
+func TestSetupErrorNamesPath(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"chroot-inside"}
+	cmd.Env = append(os.Environ(), `CHROOT_TEST_CONFIG={"Rootfs":"/nonexistent-minictr-rootfs"}`)
+	cmd.SysProcAttr = newNS
+	out, _ := cmd.Output()
+	want := "FAIL setup: bind-mounting the rootfs: mount /nonexistent-minictr-rootfs: no such file or directory"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
