@@ -1,0 +1,19 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/minictr/minictr/internal/testenv"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the scripts run this lesson as the command lesson04, and
+// fails the run if a script leaves a cgroup or a process behind.
+func TestMain(m *testing.M) {
+	testenv.Main(m, map[string]func() int{"lesson04": run})
+}
+
+// TestLesson runs testdata/*.txtar: each proves a claim of README.md.
+func TestLesson(t *testing.T) {
+	testscript.Run(t, testenv.Params("testdata"))
+}

@@ -1,0 +1,63 @@
+// Package cgroups puts a container's processes in a control group and
+// limits how much memory, CPU time and how many processes they may use.
+//
+// # The kernel feature
+//
+// A control group (cgroups(7)) is a directory in a special file system. The
+// processes listed in its cgroup.procs file are charged together: the
+// memory controller counts their pages and OOM-kills one of them when the
+// group goes over its limit, the cpu controller lets the group run for at
+// most QUOTA microseconds in every PERIOD (CFS bandwidth control) and counts
+// the periods in which it had to stop them, the pids controller refuses
+// fork(2) and clone(2) once the group holds pids.max tasks. Everything is
+// done by writing numbers to files: there is no cgroup system call.
+//
+// # The two layouts
+//
+// Version 1 mounts one hierarchy per controller, so a container has one
+// directory per controller, and the file names carry the controller:
+//
+//	/sys/fs/cgroup/memory/minictr-x/memory.limit_in_bytes   67108864
+//	/sys/fs/cgroup/memory/minictr-x/memory.memsw.limit_in_bytes
+//	/sys/fs/cgroup/cpu/minictr-x/cpu.cfs_quota_us            50000
+//	/sys/fs/cgroup/cpu/minictr-x/cpu.cfs_period_us           100000
+//	/sys/fs/cgroup/cpu/minictr-x/cpu.shares                  1024
+//	/sys/fs/cgroup/cpuacct/minictr-x/cpuacct.usage           (ns used)
+//	/sys/fs/cgroup/pids/minictr-x/pids.max                   100
+//
+// (cpu and cpuacct are often mounted together as "cpu,cpuacct"; this
+// package reads /proc/self/mountinfo to find where each one is.)
+//
+// Version 2 has a single unified hierarchy: one directory per container, and
+// a parent must list a controller in its cgroup.subtree_control before its
+// children get that controller's files:
+//
+//	/sys/fs/cgroup/cgroup.subtree_control        +memory +cpu +pids
+//	/sys/fs/cgroup/minictr-x/memory.max          67108864
+//	/sys/fs/cgroup/minictr-x/memory.swap.max     67108864  (swap only, not memory+swap)
+//	/sys/fs/cgroup/minictr-x/cpu.max             "50000 100000"
+//	/sys/fs/cgroup/minictr-x/cpu.weight          100       (from --cpu-shares)
+//	/sys/fs/cgroup/minictr-x/pids.max            100
+//
+// A "hybrid" host mounts the v1 controllers and an (almost empty) v2
+// hierarchy side by side; the controllers live in v1 there, so this package
+// uses its v1 driver. [Detect] tells which driver a host gets.
+//
+// # Docker's numbers
+//
+// [Resources] takes docker's flags: MemorySwap is memory plus swap (0 means
+// twice Memory, -1 unlimited), CPUQuota and CPUPeriod are --cpu-quota and
+// --cpu-period (--cpus 1.5 is 150000 of 100000), CPUShares is --cpu-shares,
+// turned into a v2 cpu.weight with runc's formula.
+//
+// # Side effects on the host
+//
+// [New] creates one directory named after the container directly under each
+// hierarchy's root (four on v1: memory, cpu, cpuacct, pids; one on v2) and,
+// on v2, may add "+memory +cpu +pids" to the root's cgroup.subtree_control
+// (left enabled: other cgroups share it). [Cgroup.Destroy] kills whatever is
+// still running in the group and removes the directories; nothing else
+// removes them, so callers must destroy what they create. Every mkdir, write,
+// kill and rmdir is reported to the trace.Tracer with the shell command
+// that does the same by hand.
+package cgroups

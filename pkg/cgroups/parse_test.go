@@ -1,0 +1,181 @@
+package cgroups
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/minictr/minictr/internal/testenv"
+)
+
+// This host's table: every v1 controller in its own hierarchy, cpu and
+// cpuacct apart, next to an almost empty v2 mount (hybrid).
+const mountinfoSeparate = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+
+// systemd's usual v1 table: cpu and cpuacct share one hierarchy, with
+// optional fields (shared:N) before the separator.
+const mountinfoCombined = `25 30 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:25 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+30 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct
+31 25 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory
+32 25 0:30 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids
+`
+
+// A pure v2 host (Debian 11+, Fedora, Ubuntu 21.10+).
+const mountinfoV2 = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+28 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+`
+
+func TestParseMountinfo(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		text        string
+		version     int
+		controllers map[string]string
+		unified     string
+	}{
+		{"separate cpu and cpuacct", mountinfoSeparate, 1, map[string]string{
+			"cpu": "/sys/fs/cgroup/cpu", "cpuacct": "/sys/fs/cgroup/cpuacct",
+			"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids",
+		}, "/sys/fs/cgroup/unified"},
+		{"combined cpu,cpuacct", mountinfoCombined, 1, map[string]string{
+			"cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
+			"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids",
+		}, "/sys/fs/cgroup/unified"},
+		{"pure v2", mountinfoV2, 2, map[string]string{}, "/sys/fs/cgroup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := parseMountinfo(strings.NewReader(tc.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.controllers) != len(tc.controllers) {
+				t.Errorf("controllers = %v, want %v", m.controllers, tc.controllers)
+			}
+			for c, want := range tc.controllers {
+				if got := m.controllers[c]; got != want {
+					t.Errorf("controller %s at %q, want %q", c, got, want)
+				}
+			}
+			if m.controllers["name=systemd"] != "" || m.controllers["rw"] != "" {
+				t.Errorf("mount options taken for controllers: %v", m.controllers)
+			}
+			if m.unified != tc.unified {
+				t.Errorf("unified = %q, want %q", m.unified, tc.unified)
+			}
+			if v, err := m.version(); v != tc.version || err != nil {
+				t.Errorf("version() = %d, %v; want %d", v, err, tc.version)
+			}
+		})
+	}
+}
+
+func TestParseMountinfoEscapesAndNone(t *testing.T) {
+	m, err := parseMountinfo(strings.NewReader(
+		`40 31 0:37 / /mnt/my\040cgroups rw - cgroup2 cgroup2 rw` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.unified != "/mnt/my cgroups" {
+		t.Errorf("unified = %q, want the space unescaped", m.unified)
+	}
+	m, err = parseMountinfo(strings.NewReader(`22 1 254:1 / / rw - ext4 /dev/vda1 rw` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.version(); !errors.Is(err, ErrNoCgroups) {
+		t.Errorf("no cgroup mounts: version() error = %v, want ErrNoCgroups", err)
+	}
+}
+
+func TestSharesToWeight(t *testing.T) {
+	for shares, want := range map[int64]int64{0: 0, 2: 1, 1024: 39, 512: 20, 262144: 10000} {
+		if got := sharesToWeight(shares); got != want {
+			t.Errorf("sharesToWeight(%d) = %d, want %d", shares, got, want)
+		}
+	}
+}
+
+func TestSwap(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		memory, swap, total int64
+		v2                  string
+	}{
+		{64 * mib, 0, 128 * mib, "67108864"}, // docker's default: as much swap as memory
+		{64 * mib, 64 * mib, 64 * mib, "0"},  // --memory-swap = --memory: no swap at all
+		{64 * mib, 100 * mib, 100 * mib, "37748736"},
+		{64 * mib, -1, -1, "max"}, // unlimited swap
+	} {
+		total := memorySwap(tc.memory, tc.swap)
+		if total != tc.total {
+			t.Errorf("memorySwap(%d, %d) = %d, want %d", tc.memory, tc.swap, total, tc.total)
+		}
+		if got := swapOnly(tc.memory, total); got != tc.v2 {
+			t.Errorf("swapOnly(%d, %d) = %q, want %q", tc.memory, total, got, tc.v2)
+		}
+	}
+	if got := memorySwap(0, 0); got != 0 {
+		t.Errorf("no memory limit: memorySwap = %d, want 0 (leave alone)", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := []Resources{
+		{},
+		{Memory: 64 << 20, MemorySwap: -1},
+		{Memory: 64 << 20, MemorySwap: 64 << 20, CPUQuota: 50000, CPUShares: 2, PidsLimit: -1},
+	}
+	for _, r := range good {
+		if err := r.validate(); err != nil {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
+	bad := []Resources{
+		{Memory: -1},
+		{Memory: 64 << 20, MemorySwap: -2},
+		{MemorySwap: 64 << 20},
+		{Memory: 64 << 20, MemorySwap: 32 << 20},
+		{CPUQuota: -1},
+		{CPUPeriod: -1},
+		{CPUShares: 1},
+		{CPUShares: 262145},
+		{PidsLimit: -2},
+	}
+	for _, r := range bad {
+		if err := r.validate(); !errors.Is(err, ErrInvalidResources) {
+			t.Errorf("%+v: error %v, want ErrInvalidResources", r, err)
+		}
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, name := range []string{"", ".", "..", "a/b", "../x", "x\n"} {
+		if err := checkName(name); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("checkName(%q) = %v, want ErrInvalidName", name, err)
+		}
+	}
+	if err := checkName("minictr-3f2a"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestDetectThisHost reads the real mount table; any user may.
+func TestDetectThisHost(t *testing.T) {
+	want := map[string]int{"v1": 1, "v2": 2}[testenv.CgroupMode()]
+	if want == 0 {
+		t.Skip("no cgroups mounted at /sys/fs/cgroup")
+	}
+	if got, err := Detect(); got != want || err != nil {
+		t.Errorf("Detect() = %d, %v; want %d (%s host)", got, err, want, testenv.CgroupMode())
+	}
+}
