@@ -1,0 +1,115 @@
+package namespaces
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotChild is returned by Handshake in a process that Start did not
+// start.
+var ErrNotChild = errors.New("not started by namespaces.Start: " + envInitFD + " is not set")
+
+// A Reporter is the child's end of the handshake socket, kept open until
+// exec so that a set-up failure can still be reported.
+type Reporter struct {
+	sock *os.File
+}
+
+// Handshake is the first thing the re-executed child does. It finds its
+// end of the socket, blocks until the parent calls Release and returns the
+// payload. If the cgroup namespace was requested it unshares it now: the
+// parent has moved the child into its cgroup by then, so that cgroup
+// becomes the root of the child's view.
+//
+// Handshake locks the calling goroutine to its OS thread for good: a
+// namespace made by unshare(2) belongs to the calling thread only, and
+// execve(2) keeps the namespaces of the thread that calls it. Call
+// Handshake, and exec, from the same goroutine.
+//
+// On error the Reporter is still returned when the socket was found, so
+// that the failure can be sent to the parent.
+func Handshake() ([]byte, *Reporter, error) {
+	runtime.LockOSThread() // never unlocked: see above
+	fd, kinds, err := handshakeEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	// exec.Cmd dup2()ed the socket onto fd 3, which clears close-on-exec:
+	// set it again, so that a successful exec closes the socket.
+	unix.CloseOnExec(fd)
+	r := &Reporter{sock: os.NewFile(uintptr(fd), "init-handshake")}
+	payload, err := readFrame(r.sock)
+	if err != nil {
+		return nil, r, fmt.Errorf("reading the init payload from fd %d: %w", fd, err)
+	}
+	if has(kinds, Cgroup) {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return nil, r, os.NewSyscallError("unshare(CLONE_NEWCGROUP)", err)
+		}
+	}
+	return payload, r, nil
+}
+
+// handshakeEnv reads and removes the variables Start set.
+func handshakeEnv() (int, []Kind, error) {
+	fdText, ok := os.LookupEnv(envInitFD)
+	if !ok {
+		return -1, nil, ErrNotChild
+	}
+	names := os.Getenv(envNamespaces)
+	os.Unsetenv(envInitFD)
+	os.Unsetenv(envNamespaces)
+	fd, err := strconv.Atoi(fdText)
+	if err != nil || fd < 0 {
+		return -1, nil, fmt.Errorf("%s=%q is not a file descriptor", envInitFD, fdText)
+	}
+	var kinds []Kind
+	for _, name := range strings.Split(names, ",") {
+		if k, err := ParseKind(name); err == nil {
+			kinds = append(kinds, k)
+		}
+	}
+	return fd, kinds, nil
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n > maxPayload {
+		return nil, fmt.Errorf("payload of %d bytes is over the %d limit", n, maxPayload)
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return nil, err
+	}
+	return payload, nil
+}
+
+// Fail sends err to the parent, whose Release returns it as an *InitError
+// with code as the exit status the CLI should use (125 set-up failed, 126
+// not executable, 127 not found). The socket is closed afterwards; the
+// caller then exits.
+func (r *Reporter) Fail(code int, err error) {
+	if r == nil {
+		return // Handshake found no socket: there is nobody to tell
+	}
+	msg := "init failed"
+	if err != nil {
+		msg = err.Error()
+	}
+	data, _ := json.Marshal(InitError{Message: msg, Code: code}) // cannot fail: a string and an int
+	r.sock.Write(data)                                           // nobody to tell if the parent is gone
+	r.sock.Close()
+}

@@ -1,0 +1,359 @@
+package namespaces
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// The environment variables that tell the re-executed child where its end
+// of the handshake socket is and which namespaces it must still create
+// itself. Handshake removes them, so the container never sees them.
+const (
+	envInitFD     = "_MINICTR_INIT_FD"
+	envNamespaces = "_MINICTR_INIT_NAMESPACES"
+)
+
+// initFD is the child's end of the handshake socket: the first ExtraFile.
+const initFD = 3
+
+// maxPayload bounds both directions of the handshake, so that a confused
+// peer cannot make the other side allocate without limit.
+const maxPayload = 16 << 20
+
+// An IDMap maps a range of user or group IDs inside a user namespace to a
+// range on the host: one line of /proc/PID/uid_map (user_namespaces(7)).
+type IDMap struct{ ContainerID, HostID, Size int }
+
+// Config says what to re-execute and in which namespaces.
+type Config struct {
+	Path       string   // binary to re-execute; "" = /proc/self/exe
+	Args       []string // argv; Args[0] must be "minictr" (testscript dispatches on argv[0])
+	Env        []string // nil = this process's environment
+	Namespaces []Kind
+	// UIDMappings and GIDMappings are required with User.
+	UIDMappings, GIDMappings []IDMap
+	Stdin                    io.Reader
+	Stdout, Stderr           io.Writer
+	ExtraFiles               []*os.File // appear in the child as fd 4, 5, ... (fd 3 is the handshake socket)
+	Tracer                   trace.Tracer
+}
+
+// A Child is a process started by Start: alive in its new namespaces and
+// blocked in Handshake until Release.
+type Child struct {
+	Pid int
+
+	cmd  *exec.Cmd
+	sock *os.File // the parent's end of the handshake socket
+	comm string   // the child's command name before it execs anything
+
+	waitOnce sync.Once
+	status   syscall.WaitStatus
+	waitErr  error
+}
+
+// An InitError is a set-up failure that the child reported before exec.
+type InitError struct {
+	Message string `json:"message"`
+	Code    int    `json:"code"` // the exit status the CLI should use (125, 126, 127)
+}
+
+func (e *InitError) Error() string { return e.Message }
+
+// Start re-executes cfg.Path in new namespaces. The child blocks in
+// Handshake until Release, which gives the caller time to put it in a
+// cgroup and wire its network.
+//
+// Start's child carries Pdeathsig SIGKILL: if the OS thread that called
+// Start goes away (the engine dies), the kernel kills the child, so a
+// blocked init is never left behind. Do not call Start from a goroutine
+// that has locked its thread and is about to exit.
+func Start(cfg Config) (*Child, error) {
+	t := trace.Or(cfg.Tracer)
+	if len(cfg.Args) == 0 {
+		return nil, errors.New("starting init: no argv (Args[0] must name the command, e.g. \"minictr\")")
+	}
+	kinds := sorted(cfg.Namespaces)
+	attr, err := sysProcAttr(kinds, cfg.UIDMappings, cfg.GIDMappings)
+	if err != nil {
+		return nil, err
+	}
+	parentEnd, childEnd, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	// The child's end belongs to the child alone: once it has it, our copy
+	// must go, or a child that dies would never give Release its EOF.
+	defer childEnd.Close()
+
+	path := cfg.Path
+	if path == "" {
+		path = "/proc/self/exe"
+	}
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	env = append(env[:len(env):len(env)],
+		envInitFD+"="+strconv.Itoa(initFD),
+		envNamespaces+"="+kindNames(kinds))
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        cfg.Args,
+		Env:         env,
+		Stdin:       cfg.Stdin,
+		Stdout:      cfg.Stdout,
+		Stderr:      cfg.Stderr,
+		ExtraFiles:  append([]*os.File{childEnd}, cfg.ExtraFiles...),
+		SysProcAttr: attr,
+	}
+	if err := cmd.Start(); err != nil {
+		parentEnd.Close()
+		return nil, fmt.Errorf("starting init in new namespaces (%s): %w", FlagNames(kinds), err)
+	}
+	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, sock: parentEnd}
+	c.comm = comm(c.Pid)
+	traceStart(t, c.Pid, path, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
+	return c, nil
+}
+
+// sysProcAttr asks Go's fork/exec for the clone flags. The cgroup namespace
+// is left out: the child unshares it in Handshake, after the parent has
+// moved it into its cgroup, so that this cgroup becomes the child's root.
+func sysProcAttr(kinds []Kind, uids, gids []IDMap) (*syscall.SysProcAttr, error) {
+	var clone []Kind
+	for _, k := range kinds {
+		if k != Cgroup {
+			clone = append(clone, k)
+		}
+	}
+	attr := &syscall.SysProcAttr{
+		Cloneflags: CloneFlags(clone),
+		// Go then checks that getppid() still names us; in a new PID
+		// namespace it reads 0 and the child SIGKILLs itself, which the
+		// kernel ignores because the child is PID 1 there (init gets no
+		// signal it has no handler for, pid_namespaces(7)).
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if !has(kinds, User) {
+		if len(uids) > 0 || len(gids) > 0 {
+			return nil, errors.New("starting init: uid/gid mappings need the user namespace")
+		}
+		return attr, nil
+	}
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil, errors.New("starting init: a user namespace needs both a uid and a gid mapping")
+	}
+	attr.UidMappings = idMaps(uids)
+	attr.GidMappings = idMaps(gids)
+	// An unprivileged-style map: setgroups is denied, so that nobody inside
+	// can drop a group that the host uses to deny access.
+	attr.GidMappingsEnableSetgroups = false
+	// Become root of the new namespace before exec. Without it the child
+	// keeps the host's uid 0, which is unmapped inside, and execve drops
+	// every capability (capabilities(7), "Effect of user ID changes").
+	attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	return attr, nil
+}
+
+func idMaps(ms []IDMap) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size}
+	}
+	return out
+}
+
+// socketpair makes the handshake channel. SOCK_CLOEXEC on both ends: the
+// child's copy survives into the child only because exec.Cmd dup2()s it to
+// fd 3 (which clears the flag); Handshake sets it again, so that a
+// successful exec closes it and the parent reads EOF.
+func socketpair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "init-handshake"), os.NewFile(uintptr(fds[1]), "init-handshake-child"), nil
+}
+
+func kindNames(ks []Kind) string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.String()
+	}
+	return strings.Join(names, ",")
+}
+
+func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kind, uids, gids []IDMap) {
+	cmdline := strings.Join(append([]string{path}, args[1:]...), " ")
+	var cloned []Kind // what clone(2) got: the cgroup namespace comes later
+	for _, k := range kinds {
+		if k != Cgroup {
+			cloned = append(cloned, k)
+		}
+	}
+	t.Step("namespaces",
+		fmt.Sprintf("clone(%s): %s is PID %d on the host, blocked on fd %d until released", FlagNames(cloned), args[0], pid, initFD),
+		UnshareCommand(kinds)+" "+cmdline)
+	if has(kinds, Cgroup) {
+		t.Step("namespaces", "the child will unshare(CLONE_NEWCGROUP) once released, so that its cgroup becomes its root", "")
+	}
+	if !has(kinds, User) {
+		return
+	}
+	for _, m := range uids {
+		t.Step("namespaces", fmt.Sprintf("write uid map %d %d %d", m.ContainerID, m.HostID, m.Size),
+			fmt.Sprintf("echo '%d %d %d' > /proc/%d/uid_map", m.ContainerID, m.HostID, m.Size, pid))
+	}
+	t.Step("namespaces", "deny setgroups before writing the gid map", fmt.Sprintf("echo deny > /proc/%d/setgroups", pid))
+	for _, m := range gids {
+		t.Step("namespaces", fmt.Sprintf("write gid map %d %d %d", m.ContainerID, m.HostID, m.Size),
+			fmt.Sprintf("echo '%d %d %d' > /proc/%d/gid_map", m.ContainerID, m.HostID, m.Size, pid))
+	}
+}
+
+// Release sends payload to the child blocked in Handshake and waits for
+// its answer. It returns nil once the child has exec'd (its end of the
+// socket is close-on-exec, so a successful exec reads as EOF), an
+// *InitError if the child reported a set-up failure, and another error if
+// the child died without a word. Release never hangs on a dead child: the
+// child's death closes its end of the socket too.
+func (c *Child) Release(payload []byte) error {
+	defer c.sock.Close()
+	if len(payload) > maxPayload {
+		return fmt.Errorf("releasing init: payload of %d bytes is over the %d limit", len(payload), maxPayload)
+	}
+	if err := writeFrame(c.sock, payload); err != nil {
+		// EPIPE: the child closed its end, most likely by dying.
+		return c.silentDeath("before the handshake", err)
+	}
+	answer, err := io.ReadAll(io.LimitReader(c.sock, maxPayload))
+	if err != nil {
+		return fmt.Errorf("reading the answer of init (PID %d): %w", c.Pid, err)
+	}
+	if len(answer) > 0 {
+		var ie InitError
+		if err := json.Unmarshal(answer, &ie); err != nil {
+			return fmt.Errorf("init (PID %d) sent a malformed error %q: %w", c.Pid, answer, err)
+		}
+		return &ie
+	}
+	if c.execed() {
+		return nil
+	}
+	return c.silentDeath("during set-up", nil)
+}
+
+func writeFrame(w io.Writer, payload []byte) error {
+	frame := make([]byte, 4+len(payload))
+	binary.BigEndian.PutUint32(frame, uint32(len(payload)))
+	copy(frame[4:], payload)
+	_, err := w.Write(frame)
+	return err
+}
+
+// execed tells a successful exec from a silent death, which both close the
+// socket. The kernel renames a process at execve (its comm becomes the new
+// program's name), and a dead process keeps its last name while it is a
+// zombie. So: while the name is unchanged, the child is either in the
+// middle of execve or dying; wait a moment for one or the other. (A child
+// that execs a program with its own name, and runs on, counts as exec'd.)
+func (c *Child) execed() bool {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if name := comm(c.Pid); name != c.comm {
+			return true
+		}
+		if c.exited() {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// exited reports whether the child has terminated, without reaping it, so
+// that Wait still gets its status.
+func (c *Child) exited() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, c.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	// With WNOHANG and nothing to report, the kernel leaves si_signo 0.
+	return err == nil && info.Signo == int32(unix.SIGCHLD)
+}
+
+// silentDeath waits for the dead child and says how it ended.
+func (c *Child) silentDeath(when string, cause error) error {
+	status, err := c.Wait()
+	if err != nil {
+		return fmt.Errorf("init (PID %d) went away %s without a word: %w", c.Pid, when, errors.Join(cause, err))
+	}
+	return fmt.Errorf("init (PID %d) exited %s without a word: %s", c.Pid, when, describe(status))
+}
+
+func describe(s syscall.WaitStatus) string {
+	if s.Signaled() {
+		return "killed by signal " + unix.SignalName(s.Signal())
+	}
+	return fmt.Sprintf("exit status %d", s.ExitStatus())
+}
+
+// comm reads a process's name from /proc/PID/stat (it is the text between
+// the first '(' and the last ')').
+func comm(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(stat)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return ""
+	}
+	return s[open+1 : end]
+}
+
+// Signal sends sig to the child.
+func (c *Child) Signal(sig os.Signal) error {
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signalling init (PID %d): %w", c.Pid, err)
+	}
+	return nil
+}
+
+// Wait waits for the child to exit, reaps it and returns its status. A
+// non-zero exit is not an error: read it from the status. The child is
+// reaped once; later calls (and the call Release makes when the child died
+// before exec) return the same answer. Do not call Wait concurrently with
+// Release.
+func (c *Child) Wait() (syscall.WaitStatus, error) {
+	c.waitOnce.Do(func() { c.status, c.waitErr = c.wait() })
+	return c.status, c.waitErr
+}
+
+func (c *Child) wait() (syscall.WaitStatus, error) {
+	c.sock.Close() // in case Release was never called
+	err := c.cmd.Wait()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		return 0, fmt.Errorf("waiting for init (PID %d): %w", c.Pid, err)
+	}
+	status, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		return 0, fmt.Errorf("waiting for init (PID %d): no wait status", c.Pid)
+	}
+	return status, nil
+}

@@ -1,0 +1,362 @@
+package namespaces
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/testenv"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// TestMain makes this test binary its own container init: Start re-executes
+// it with argv[0] "minictr", which runs testInit instead of the tests.
+func TestMain(m *testing.M) {
+	testenv.Main(m, map[string]func() int{"minictr": testInit})
+}
+
+// testInit is the child side of the tests; os.Args[1] picks what it does.
+func testInit() int {
+	mode := os.Args[1]
+	switch mode {
+	case "die-early":
+		return 3 // before the handshake
+	case "engine":
+		return engine()
+	case "block":
+		// Never read the socket, so that its EOF cannot end us: only
+		// Pdeathsig can.
+		select {}
+	}
+	payload, r, err := Handshake()
+	if err != nil {
+		r.Fail(125, err)
+		return 125
+	}
+	switch mode {
+	case "inspect":
+		if err := inspect(payload); err != nil {
+			r.Fail(125, err)
+			return 125
+		}
+		return execOrFail(r, "/bin/true")
+	case "exec":
+		return execOrFail(r, "/bin/sh", "-c", string(payload))
+	case "sleep":
+		if err := unix.Sethostname(payload); err != nil {
+			r.Fail(125, os.NewSyscallError("sethostname", err))
+			return 125
+		}
+		return execOrFail(r, "/bin/sleep", "60")
+	case "fail":
+		r.Fail(126, fmt.Errorf("cannot run %s", payload))
+		return 126
+	case "die-silent":
+		return 4
+	}
+	r.Fail(125, fmt.Errorf("unknown test mode %q", mode))
+	return 125
+}
+
+// engine plays a container engine that dies right after Start: it starts
+// an init in a new PID namespace, prints its PID and exits.
+func engine() int {
+	c, err := Start(Config{Args: []string{"minictr", "block"}, Namespaces: []Kind{PID}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(c.Pid)
+	return 0
+}
+
+func execOrFail(r *Reporter, argv ...string) int {
+	err := unix.Exec(argv[0], argv, os.Environ())
+	r.Fail(126, &os.PathError{Op: "exec", Path: argv[0], Err: err})
+	return 126
+}
+
+// request is the payload of the inspect mode; facts is what it prints.
+type request struct{ Hostname, Touch string }
+
+type facts struct {
+	Pid           int
+	UID, GID      int
+	Hostname      string
+	Namespaces    map[string]string
+	Interfaces    []string // name, and "up" when it is
+	TouchedAsRoot bool
+}
+
+func inspect(payload []byte) error {
+	var req request
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return err
+	}
+	if req.Hostname != "" {
+		if err := unix.Sethostname([]byte(req.Hostname)); err != nil {
+			return os.NewSyscallError("sethostname", err)
+		}
+	}
+	if req.Touch != "" {
+		if err := os.WriteFile(req.Touch, []byte("made inside\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	f := facts{Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Namespaces: nsLinks("/proc/thread-self")}
+	f.Hostname, _ = os.Hostname()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, i := range ifaces {
+		s := i.Name
+		if i.Flags&net.FlagUp != 0 {
+			s += " up"
+		}
+		f.Interfaces = append(f.Interfaces, s)
+	}
+	return json.NewEncoder(os.Stdout).Encode(f)
+}
+
+// nsLinks reads the namespace links of a process (or a thread), such as
+// "uts" -> "uts:[4026531838]".
+func nsLinks(proc string) map[string]string {
+	out := map[string]string{}
+	for _, k := range All {
+		out[k.String()], _ = os.Readlink(filepath.Join(proc, "ns", k.String()))
+	}
+	return out
+}
+
+// start starts the test init in mode with cfg and registers its end.
+func start(t *testing.T, mode string, cfg Config) *Child {
+	t.Helper()
+	cfg.Args = []string{"minictr", mode}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	c, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Signal(syscall.SIGKILL)
+		c.Wait()
+	})
+	return c
+}
+
+// release calls Release, failing the test if it hangs.
+func release(t *testing.T, c *Child, payload []byte) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Release(payload) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		c.Signal(syscall.SIGKILL)
+		t.Fatal("Release hung")
+		return nil
+	}
+}
+
+func TestStartNewNamespaces(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	hostHostname, _ := os.Hostname()
+	var out bytes.Buffer
+	var rec trace.Recorder
+	kinds := []Kind{UTS, PID, Mount, IPC, Net, Cgroup}
+	c := start(t, "inspect", Config{Namespaces: kinds, Stdout: &out, Tracer: &rec})
+
+	name := "minictr-" + testenv.UniqueID()
+	payload, _ := json.Marshal(request{Hostname: name})
+	if err := release(t, c, payload); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if status, err := c.Wait(); err != nil || status.ExitStatus() != 0 {
+		t.Fatalf("Wait = %v, %v", status, err)
+	}
+	var f facts
+	if err := json.Unmarshal(out.Bytes(), &f); err != nil {
+		t.Fatalf("child output %q: %v", out.String(), err)
+	}
+
+	// Each namespace asked for is new: its link names another inode.
+	host := nsLinks("/proc/self")
+	for _, k := range kinds {
+		if f.Namespaces[k.String()] == "" || f.Namespaces[k.String()] == host[k.String()] {
+			t.Errorf("%s namespace inside %q, outside %q: want a new one", k, f.Namespaces[k.String()], host[k.String()])
+		}
+	}
+	if f.Namespaces["user"] != host["user"] {
+		t.Errorf("user namespace changed without being asked for")
+	}
+	if f.Pid != 1 {
+		t.Errorf("PID inside = %d, want 1", f.Pid)
+	}
+	if f.Hostname != name {
+		t.Errorf("hostname inside = %q, want %q", f.Hostname, name)
+	}
+	if now, _ := os.Hostname(); now != hostHostname {
+		t.Errorf("host hostname changed from %q to %q", hostHostname, now)
+	}
+	if len(f.Interfaces) != 1 || f.Interfaces[0] != "lo" {
+		t.Errorf("interfaces inside = %q, want only lo, down", f.Interfaces)
+	}
+	want := "unshare --uts --pid --mount --ipc --net --cgroup --fork /proc/self/exe inspect"
+	if len(rec.Steps) == 0 || rec.Steps[0].Shell != want || !strings.Contains(rec.Steps[0].Action, "clone(CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWNET)") {
+		t.Errorf("trace = %+v, want the clone flags and %q", rec.Steps, want)
+	}
+}
+
+func TestStartUserNamespace(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	// The mapped root (host uid 100000) must be able to write here.
+	dir, err := os.MkdirTemp("", "minictr-userns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var rec trace.Recorder
+	ids := []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	c := start(t, "inspect", Config{Namespaces: []Kind{User, Mount, UTS}, UIDMappings: ids, GIDMappings: ids, Stdout: &out, Tracer: &rec})
+	file := filepath.Join(dir, "made-inside")
+	payload, _ := json.Marshal(request{Hostname: "userns", Touch: file})
+	if err := release(t, c, payload); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	c.Wait()
+	var f facts
+	if err := json.Unmarshal(out.Bytes(), &f); err != nil {
+		t.Fatalf("child output %q: %v", out.String(), err)
+	}
+	if f.UID != 0 || f.GID != 0 {
+		t.Errorf("inside uid/gid = %d/%d, want 0/0", f.UID, f.GID)
+	}
+	if host := nsLinks("/proc/self"); f.Namespaces["user"] == host["user"] {
+		t.Errorf("user namespace is the host's: %s", host["user"])
+	}
+	// The child's root wrote the file; the host sees the mapped uid own it.
+	var st unix.Stat_t
+	if err := unix.Stat(file, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 100000 || st.Gid != 100000 {
+		t.Errorf("file made by root inside is owned by %d:%d outside, want 100000:100000", st.Uid, st.Gid)
+	}
+	if f.Hostname != "userns" {
+		t.Errorf("sethostname inside the user namespace: hostname = %q", f.Hostname)
+	}
+	wantMap := fmt.Sprintf("echo '0 100000 65536' > /proc/%d/uid_map", c.Pid)
+	found := false
+	for _, s := range rec.Steps {
+		found = found || s.Shell == wantMap
+	}
+	if !found {
+		t.Errorf("trace %+v lacks %q", rec.Steps, wantMap)
+	}
+}
+
+// The handshake itself needs no privilege: these run as any user.
+
+func TestReleaseExec(t *testing.T) {
+	for _, code := range []int{0, 7} {
+		c := start(t, "exec", Config{})
+		if err := release(t, c, []byte(fmt.Sprintf("exit %d", code))); err != nil {
+			t.Errorf("Release after a successful exec = %v, want nil", err)
+		}
+		// The exec'd program's own exit status is no set-up error.
+		if status, err := c.Wait(); err != nil || status.ExitStatus() != code {
+			t.Errorf("Wait = %v, %v; want exit status %d", status.ExitStatus(), err, code)
+		}
+	}
+}
+
+func TestReleaseInitError(t *testing.T) {
+	c := start(t, "fail", Config{})
+	err := release(t, c, []byte("/nonexistent"))
+	var ie *InitError
+	if !errors.As(err, &ie) || ie.Code != 126 || ie.Message != "cannot run /nonexistent" {
+		t.Fatalf("Release = %#v, want InitError 126 %q", err, "cannot run /nonexistent")
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 126 {
+		t.Errorf("exit status %d, want 126", status.ExitStatus())
+	}
+}
+
+func TestReleaseChildDiesBeforeHandshake(t *testing.T) {
+	c := start(t, "die-early", Config{})
+	// Let it die first, so Release writes to a closed socket.
+	for !c.exited() {
+		time.Sleep(time.Millisecond)
+	}
+	err := release(t, c, []byte("hello"))
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("Release = %v, want an error with exit status 3", err)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 3 {
+		t.Errorf("Wait after Release: exit status %d, want 3", status.ExitStatus())
+	}
+}
+
+func TestReleaseChildDiesSilently(t *testing.T) {
+	c := start(t, "die-silent", Config{})
+	err := release(t, c, []byte("hello"))
+	var ie *InitError
+	if err == nil || errors.As(err, &ie) || !strings.Contains(err.Error(), "exit status 4") {
+		t.Fatalf("Release = %v, want a plain error with exit status 4", err)
+	}
+}
+
+func TestHandshakeOutsideStart(t *testing.T) {
+	t.Setenv(envInitFD, "")
+	os.Unsetenv(envInitFD)
+	if _, _, err := Handshake(); !errors.Is(err, ErrNotChild) {
+		t.Errorf("Handshake = %v, want ErrNotChild", err)
+	}
+}
+
+// A dying engine never leaves a blocked init behind: Pdeathsig kills it.
+// (An init blocked in Handshake also reads EOF then, and exits.)
+func TestStartChildDiesWithEngine(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	// argv[0] "minictr" makes the re-executed test binary run testInit.
+	engine := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"minictr", "engine"}, Stderr: os.Stderr}
+	out, err := engine.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(out))
+	// Wait, since Handshake blocks forever otherwise; accept a zombie
+	// waiting for the host's init to reap it.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("init %s still alive 10s after its engine exited", pid)
+	if p, err := strconv.Atoi(pid); err == nil {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+}
