@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/minictr/minictr/internal/testenv"
+)
+
+// TestMain registers "minictr" so that scripts can exec it, and so that
+// the engine's re-execution of /proc/self/exe (with argv[0] "minictr")
+// reaches Main.
+func TestMain(m *testing.M) {
+	testenv.Main(m, map[string]func() int{"minictr": Main})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testenv.Params("testdata"))
+}
+
+func TestParseBytes(t *testing.T) {
+	good := map[string]int64{
+		"64m": 64 << 20, "64M": 64 << 20, "64MiB": 64 << 20, "64mb": 64 << 20,
+		"1g": 1 << 30, "1.5g": 3 << 29, "512k": 512 << 10, "100": 100, "100b": 100,
+	}
+	for in, want := range good {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "abc", "-1", "m", "12x", "1..2g"} {
+		if got, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestResourcesRefusesBadLimits(t *testing.T) {
+	bad := []runFlags{
+		{memory: "abc"}, {memory: "-1"}, {memory: "1m"},
+		{memory: "64m", memorySwap: "32m"}, {memorySwap: "64m"},
+		{cpus: "0"}, {cpus: "-1"}, {cpus: "1000"}, {cpus: "x"},
+		{cpuShares: 1}, {pidsLimit: -5},
+	}
+	for _, f := range bad {
+		if _, err := f.resources(); err == nil {
+			t.Errorf("resources(%+v) accepted", f)
+		}
+	}
+	r, err := (&runFlags{memory: "64m", cpus: "0.5", pidsLimit: 10}).resources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Memory != 64<<20 || r.CPUQuota != 50000 || r.CPUPeriod != 100000 || r.PidsLimit != 10 {
+		t.Fatalf("resources = %+v", r)
+	}
+}
+
+func TestBuildEnv(t *testing.T) {
+	t.Setenv("MINICTR_TEST_FROM_HOST", "host value")
+	file := filepath.Join(t.TempDir(), "env")
+	content := "# a comment\n\nA=1\nMINICTR_TEST_FROM_HOST\nMINICTR_TEST_UNSET\nB=x=y\n"
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env, err := buildEnv([]string{file}, []string{"C=3", "A=override"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "A=1|MINICTR_TEST_FROM_HOST=host value|B=x=y|C=3|A=override"
+	if got := strings.Join(env, "|"); got != want {
+		t.Fatalf("env = %s\nwant  %s", got, want)
+	}
+	if _, err := buildEnv(nil, []string{"=x"}); err == nil {
+		t.Fatal("empty variable name accepted")
+	}
+	if _, err := buildEnv([]string{"/nonexistent/env"}, nil); err == nil {
+		t.Fatal("missing env file accepted")
+	}
+}

@@ -1,0 +1,122 @@
+// Package cli is the minictr command line: thin cobra verbs that turn flags
+// into an options struct, make one library call and render the result.
+//
+// Errors travel as values up to Main, which prints "minictr: <error>" once
+// and returns the exit code docker would: the container's own status, 125
+// when the engine fails, 126 when the command cannot be invoked, 127 when it
+// is not found.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/minictr/minictr/pkg/container"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// Exit codes shared with docker.
+const (
+	exitEngine   = 125 // minictr itself failed, or was called wrongly
+	exitNoInvoke = 126 // the command exists but cannot be run
+	exitNotFound = 127 // the command does not exist
+)
+
+// globals holds what every verb shares: the global flags and the terminal.
+type globals struct {
+	root    string // persistent state: images, containers (--root, MINICTR_ROOT)
+	runRoot string // live state a reboot forgets (--run-root, MINICTR_RUN_ROOT)
+	explain bool   // print the kernel-level steps as they happen
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// tracer is where the stages report their steps: stderr with --explain,
+// nowhere otherwise.
+func (g *globals) tracer() trace.Tracer {
+	if g.explain {
+		return trace.New(g.stderr)
+	}
+	return trace.Discard
+}
+
+// Main runs minictr with os.Args and returns its exit code.
+func Main() int {
+	if container.IsInit() {
+		// This process is the re-executed container init, not a user command.
+		return container.InitMain()
+	}
+	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	root := newRootCmd(g)
+	root.SetArgs(os.Args[1:])
+	return exitCode(g.stderr, root.Execute())
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "minictr",
+		Short: "A container engine built one kernel feature at a time",
+		Long: "minictr runs containers with the same kernel features docker uses:\n" +
+			"namespaces, a pivot_root into a prepared root filesystem, cgroups and\n" +
+			"capabilities. Add --explain to any command to watch each step.",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.SetIn(g.stdin)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
+	})
+	f := root.PersistentFlags()
+	f.StringVar(&g.root, "root", envOr("MINICTR_ROOT", "/var/lib/minictr"), "directory for persistent state (env MINICTR_ROOT)")
+	f.StringVar(&g.runRoot, "run-root", envOr("MINICTR_RUN_ROOT", "/run/minictr"), "directory for live state (env MINICTR_RUN_ROOT)")
+	f.BoolVar(&g.explain, "explain", false, "print each kernel-level step with its shell equivalent")
+
+	root.AddCommand(newRunCmd(g))
+	root.AddCommand(imageCommands(g)...)
+	root.AddCommand(newVersionCmd(g))
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// usageError marks a wrong invocation (unknown flag, bad value): exit 125.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCoder is implemented by errors that know which exit status they mean.
+type exitCoder interface{ ExitCode() int }
+
+// exitCode prints err once and maps it to an exit status.
+func exitCode(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit *container.ExitError
+	if errors.As(err, &exit) {
+		// The container ran: its status is ours. Only an OOM kill deserves a word.
+		if exit.OOMKilled {
+			fmt.Fprintf(stderr, "minictr: %v\n", exit)
+		}
+		return exit.Code
+	}
+	fmt.Fprintf(stderr, "minictr: %v\n", err)
+	var coder exitCoder
+	if errors.As(err, &coder) {
+		return coder.ExitCode()
+	}
+	return exitEngine
+}

@@ -1,0 +1,297 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/container"
+	"github.com/minictr/minictr/pkg/image"
+)
+
+// runFlags are the flags of `minictr run`, as docker spells them.
+type runFlags struct {
+	rootfs      string
+	pull        string
+	platform    string
+	entrypoint  string
+	hostname    string
+	memory      string
+	memorySwap  string
+	cpus        string
+	cpuShares   int64
+	pidsLimit   int64
+	env         []string
+	envFiles    []string
+	workdir     string
+	user        string
+	readOnly    bool
+	capAdd      []string
+	capDrop     []string
+	privileged  bool
+	securityOpt []string
+	rm          bool
+
+	entrypointSet bool // --entrypoint was given, perhaps as ""
+}
+
+// forwardedSignals are passed on to the container's process, as docker does.
+var forwardedSignals = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]\n  minictr run --rootfs DIR [flags] [--] COMMAND [ARG...]",
+		Short: "Run a command in a new container",
+		Long: "Run a command in a new container made from an image (pulled when missing)\n" +
+			"or from a root filesystem directory (--rootfs). The container gets its own\n" +
+			"PID, mount, UTS, IPC, network and cgroup namespaces, a cgroup with the\n" +
+			"given limits, and docker's default capabilities. Its exit status becomes\n" +
+			"minictr's.",
+		Example: "  minictr run --rm busybox echo hello\n" +
+			"  minictr run --rootfs ./rootfs --memory 64m --hostname box -- sh -c 'hostname; ps'",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("entrypoint") {
+				f.entrypointSet = true
+			}
+			opts, err := f.options(g, args)
+			if err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 8)
+			signal.Notify(sigs, forwardedSignals...)
+			defer signal.Stop(sigs)
+			opts.Signals = sigs
+			return container.Run(context.Background(), opts)
+		},
+	}
+	// Everything after the first argument belongs to the container's command.
+	cmd.Flags().SetInterspersed(false)
+	fl := cmd.Flags()
+	fl.StringVar(&f.rootfs, "rootfs", "", "run from this root filesystem directory instead of an image")
+	fl.StringVar(&f.pull, "pull", "missing", `pull the image before running: "missing", "always" or "never"`)
+	fl.StringVar(&f.platform, "platform", "", "os/arch[/variant] to pull (default: this host's)")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint (and drop its Cmd)")
+	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name (default: the short container ID)")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit (e.g. 64m, 1g)")
+	fl.StringVar(&f.memorySwap, "memory-swap", "", "memory plus swap limit; -1 for unlimited swap")
+	fl.StringVar(&f.cpus, "cpus", "", "number of CPUs (e.g. 0.5)")
+	fl.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "maximum number of processes (0 or -1: unlimited)")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to copy it from here)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user as name|uid[:group|gid]")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
+	fl.StringSliceVar(&f.capAdd, "cap-add", nil, "add Linux capabilities (or ALL)")
+	fl.StringSliceVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities (or ALL)")
+	fl.BoolVar(&f.privileged, "privileged", false, "give all capabilities and lift the masked and read-only paths")
+	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (no-new-privileges[=true|false])")
+	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always, until container lifecycle commands exist)")
+	// -h is --hostname, as in docker; help stays reachable as --help.
+	cmd.Flags().BoolP("help", "", false, "help for run")
+	return cmd
+}
+
+// options turns the flags into the engine's options, refusing bad values
+// before anything is created on the host.
+func (f *runFlags) options(g *globals, args []string) (container.RunOptions, error) {
+	var o container.RunOptions
+	if f.rootfs == "" && len(args) == 0 {
+		return o, usageError{fmt.Errorf(`"run" needs an image, or --rootfs DIR, and a command`)}
+	}
+	if f.rootfs != "" && len(args) == 0 {
+		return o, usageError{fmt.Errorf(`"run" needs a command to run in the container`)}
+	}
+	res, err := f.resources()
+	if err != nil {
+		return o, usageError{err}
+	}
+	env, err := buildEnv(f.envFiles, f.env)
+	if err != nil {
+		return o, usageError{err}
+	}
+	noNewPrivs, err := parseSecurityOpts(f.securityOpt)
+	if err != nil {
+		return o, usageError{err}
+	}
+	spec := container.Spec{
+		Rootfs:          f.rootfs,
+		Args:            args,
+		Env:             env,
+		Workdir:         f.workdir,
+		User:            f.user,
+		Hostname:        f.hostname,
+		ReadOnly:        f.readOnly,
+		Privileged:      f.privileged,
+		CapAdd:          f.capAdd,
+		CapDrop:         f.capDrop,
+		NoNewPrivileges: noNewPrivs,
+		Resources:       res,
+	}
+	if f.rootfs == "" {
+		if err := f.fromImage(g, args[0], args[1:], &spec); err != nil {
+			return o, err
+		}
+	}
+	o = container.RunOptions{
+		Spec:    spec,
+		Root:    g.root,
+		RunRoot: g.runRoot,
+		Stdin:   g.stdin,
+		Stdout:  g.stdout,
+		Stderr:  g.stderr,
+		Tracer:  g.tracer(),
+	}
+	if g.explain {
+		o.TraceFile = os.Stderr
+	}
+	return o, nil
+}
+
+// fromImage finds the image (pulling it as --pull says) and merges its
+// configuration with the flags, as docker does.
+func (f *runFlags) fromImage(g *globals, ref string, args []string, spec *container.Spec) error {
+	img, err := f.image(g, ref)
+	if err != nil {
+		return err
+	}
+	c := img.Config.Config
+	ic := container.ImageConfig{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User}
+	over := container.Overrides{Args: args, Env: spec.Env, Workdir: spec.Workdir, User: spec.User}
+	if f.entrypointSet {
+		over.Entrypoint = &f.entrypoint
+	}
+	if err := ic.Merge(over, spec); err != nil {
+		return err
+	}
+	spec.Image, spec.Layers = img.ID, img.Layers
+	return nil
+}
+
+// image returns the local image, pulling it first when --pull asks. Pull
+// progress goes to stderr, so the container's stdout stays its own.
+func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
+	if f.pull != "missing" && f.pull != "always" && f.pull != "never" {
+		return nil, usageError{fmt.Errorf(`invalid --pull %q: want "missing", "always" or "never"`, f.pull)}
+	}
+	opts := image.PullOptions{}
+	if f.platform != "" {
+		p, err := image.ParsePlatform(f.platform)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		opts.Platform = &p
+	}
+	progress := newProgress(g.stderr, false)
+	store, err := g.imageStore(progress, nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.pull != "always" {
+		img, err := store.Get(ref)
+		if err == nil || !errors.Is(err, image.ErrNotFound) || f.pull == "never" {
+			return img, err
+		}
+		fmt.Fprintf(g.stderr, "Unable to find image '%s' locally\n", ref)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	img, err := store.Pull(ctx, ref, opts)
+	progress.Wait()
+	if err != nil {
+		return nil, loginHint(store, ref, err)
+	}
+	return img, nil
+}
+
+// minMemory is docker's smallest memory limit: below it the container's
+// first process cannot even start.
+const minMemory = 6 << 20
+
+func (f *runFlags) resources() (cgroups.Resources, error) {
+	var r cgroups.Resources
+	if f.memory != "" {
+		m, err := parseBytes(f.memory)
+		if err != nil {
+			return r, fmt.Errorf("invalid --memory %q: %w", f.memory, err)
+		}
+		if m < minMemory {
+			return r, fmt.Errorf("invalid --memory %q: the minimum memory limit is 6MiB, too little for any process", f.memory)
+		}
+		r.Memory = m
+	}
+	if f.memorySwap != "" {
+		if f.memorySwap == "-1" {
+			r.MemorySwap = -1
+		} else {
+			s, err := parseBytes(f.memorySwap)
+			if err != nil {
+				return r, fmt.Errorf("invalid --memory-swap %q: %w", f.memorySwap, err)
+			}
+			if r.Memory == 0 {
+				return r, fmt.Errorf("--memory-swap needs --memory: it limits memory plus swap")
+			}
+			if s < r.Memory {
+				return r, fmt.Errorf("invalid --memory-swap %q: it is memory plus swap, so it must be at least --memory (%s)", f.memorySwap, f.memory)
+			}
+			r.MemorySwap = s
+		}
+	}
+	if f.cpus != "" {
+		n, err := strconv.ParseFloat(f.cpus, 64)
+		if err != nil {
+			return r, fmt.Errorf("invalid --cpus %q: not a number", f.cpus)
+		}
+		if host := runtime.NumCPU(); n <= 0 || n > float64(host) {
+			return r, fmt.Errorf("invalid --cpus %q: the range is from 0.01 to %d.00, as there are only %d CPUs available", f.cpus, host, host)
+		}
+		r.CPUPeriod = 100000
+		r.CPUQuota = int64(n * 100000)
+		if r.CPUQuota < 1000 {
+			return r, fmt.Errorf("invalid --cpus %q: the smallest is 0.01", f.cpus)
+		}
+	}
+	if f.cpuShares != 0 {
+		if f.cpuShares < 2 || f.cpuShares > 262144 {
+			return r, fmt.Errorf("invalid --cpu-shares %d: the range is 2 to 262144", f.cpuShares)
+		}
+		r.CPUShares = f.cpuShares
+	}
+	switch {
+	case f.pidsLimit > 0:
+		r.PidsLimit = f.pidsLimit
+	case f.pidsLimit < -1:
+		return r, fmt.Errorf("invalid --pids-limit %d: use a positive number, or 0 or -1 for no limit", f.pidsLimit)
+	}
+	return r, nil
+}
+
+// parseSecurityOpts understands the one option this engine has so far.
+func parseSecurityOpts(opts []string) (noNewPrivs bool, err error) {
+	for _, o := range opts {
+		key, val, hasVal := strings.Cut(o, "=")
+		if key != "no-new-privileges" {
+			return false, fmt.Errorf("invalid --security-opt %q: only no-new-privileges is supported", o)
+		}
+		noNewPrivs = true
+		if hasVal {
+			if noNewPrivs, err = strconv.ParseBool(val); err != nil {
+				return false, fmt.Errorf("invalid --security-opt %q: want true or false", o)
+			}
+		}
+	}
+	return noNewPrivs, nil
+}

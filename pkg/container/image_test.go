@@ -1,0 +1,78 @@
+package container
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"testing"
+)
+
+func TestMergeFollowsDocker(t *testing.T) {
+	str := func(s string) *string { return &s }
+	img := ImageConfig{
+		Entrypoint: []string{"/entry.sh"},
+		Cmd:        []string{"serve", "--port", "80"},
+		Env:        []string{"PATH=/bin", "MODE=prod"},
+		WorkingDir: "/app",
+		User:       "www",
+	}
+	for _, tc := range []struct {
+		name string
+		img  ImageConfig
+		o    Overrides
+		want []string
+	}{
+		{"image defaults", img, Overrides{}, []string{"/entry.sh", "serve", "--port", "80"}},
+		{"args replace Cmd", img, Overrides{Args: []string{"migrate"}}, []string{"/entry.sh", "migrate"}},
+		{"--entrypoint drops Cmd", img, Overrides{Entrypoint: str("sh")}, []string{"sh"}},
+		{"--entrypoint with args", img, Overrides{Entrypoint: str("sh"), Args: []string{"-c", "id"}}, []string{"sh", "-c", "id"}},
+		{"--entrypoint '' clears it", img, Overrides{Entrypoint: str(""), Args: []string{"ls"}}, []string{"ls"}},
+		{"Cmd only", ImageConfig{Cmd: []string{"sh"}}, Overrides{}, []string{"sh"}},
+	} {
+		var s Spec
+		if err := tc.img.Merge(tc.o, &s); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(s.Args, tc.want) {
+			t.Errorf("%s: Args = %q, want %q", tc.name, s.Args, tc.want)
+		}
+	}
+
+	var s Spec
+	if err := img.Merge(Overrides{Env: []string{"MODE=dev"}, Workdir: "/tmp", User: "1000"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if got := containerEnv(s.Env, "h", "/"); !reflect.DeepEqual(got, []string{"PATH=/bin", "HOSTNAME=h", "MODE=dev", "HOME=/"}) {
+		t.Errorf("env = %q", got)
+	}
+	if s.Workdir != "/tmp" || s.User != "1000" {
+		t.Errorf("workdir, user = %q, %q", s.Workdir, s.User)
+	}
+
+	empty := ""
+	if err := img.Merge(Overrides{Entrypoint: &empty}, &s); !errors.Is(err, ErrNoCommand) {
+		t.Errorf("no command: err = %v", err)
+	}
+}
+
+func TestCheckInside(t *testing.T) {
+	root := t.TempDir()
+	mustSymlink(t, "../../../..", root+"/up")
+	mustSymlink(t, "/etc", root+"/abs")
+	mustSymlink(t, "loop", root+"/loop")
+	for path, ok := range map[string]bool{
+		"/srv/new": true, "/abs/x": true, "/up": false, "/up/etc": false, "/../x": true /* the kernel cleans it to /x too */, "/loop": false,
+	} {
+		if err := checkInside(root, path); (err == nil) != ok {
+			t.Errorf("checkInside(%q) = %v, want ok=%v", path, err, ok)
+		}
+	}
+}
+
+func mustSymlink(t *testing.T, target, name string) {
+	t.Helper()
+	if err := os.Symlink(target, name); err != nil {
+		t.Fatal(err)
+	}
+}

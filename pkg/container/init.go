@@ -1,0 +1,230 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/pkg/chroot"
+	"github.com/minictr/minictr/pkg/namespaces"
+	"github.com/minictr/minictr/pkg/privileges"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// initArg is argv[1] of the re-executed container init ("minictr init").
+const initArg = "init"
+
+// initEnv marks the environment of a real container init, so that a user
+// typing "minictr init" gets a normal command-line error instead.
+const initEnv = "_MINICTR_INIT=1"
+
+// initSpec is what the engine sends the init over the handshake socket.
+type initSpec struct {
+	Rootfs          string   `json:"rootfs"`
+	Args            []string `json:"args"`
+	Env             []string `json:"env"`
+	Workdir         string   `json:"workdir"`
+	User            string   `json:"user"`
+	Hostname        string   `json:"hostname"`
+	ReadOnly        bool     `json:"readOnly"`
+	Privileged      bool     `json:"privileged"`
+	Capabilities    []string `json:"capabilities"`
+	NoNewPrivileges bool     `json:"noNewPrivileges"`
+	TraceFD         int      `json:"traceFD,omitempty"`
+}
+
+// IsInit reports whether this process is a container init started by Run.
+func IsInit() bool {
+	return len(os.Args) > 1 && os.Args[1] == initArg && os.Getenv("_MINICTR_INIT") == "1"
+}
+
+// InitMain is the whole life of the container init: wait for the engine,
+// set the container up, and exec the user's command. It only returns on
+// failure, after telling the engine why.
+func InitMain() int {
+	payload, rep, err := namespaces.Handshake()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "minictr init: %v\n", err)
+		return 125
+	}
+	var s initSpec
+	if err := json.Unmarshal(payload, &s); err != nil {
+		rep.Fail(125, fmt.Errorf("reading init spec: %w", err))
+		return 125
+	}
+	code, err := s.start()
+	rep.Fail(code, err)
+	return code
+}
+
+// start is the init checklist, in the order that makes each step possible:
+// the root filesystem first (everything after reads the container's files),
+// then identity, then dropping privileges, then exec.
+func (s *initSpec) start() (int, error) {
+	t := trace.Discard
+	if s.TraceFD > 0 {
+		t = trace.New(os.NewFile(uintptr(s.TraceFD), "explain"))
+	}
+	err := chroot.Setup(chroot.Config{
+		Rootfs:     s.Rootfs,
+		ReadOnly:   s.ReadOnly,
+		Privileged: s.Privileged,
+		Tracer:     t,
+	})
+	if err != nil {
+		return 125, fmt.Errorf("preparing the root filesystem: %w", err)
+	}
+	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+		return 125, os.NewSyscallError("sethostname", err)
+	}
+	t.Step("uts", fmt.Sprintf("sethostname(%q)", s.Hostname), "hostname "+s.Hostname)
+
+	user, err := privileges.LookupUser("/", s.User)
+	if err != nil {
+		return 125, err
+	}
+	env := containerEnv(s.Env, s.Hostname, user.Home)
+	dir := s.Workdir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := enterWorkdir(dir, t); err != nil {
+		return 125, err
+	}
+	path, err := lookPath(s.Args[0], envValue(env, "PATH"))
+	if err != nil {
+		return execCode(err), err
+	}
+	err = privileges.Apply(privileges.Config{
+		User:            user,
+		Capabilities:    s.Capabilities,
+		NoNewPrivileges: s.NoNewPrivileges,
+		Tracer:          t,
+	})
+	if err != nil {
+		return 125, fmt.Errorf("dropping privileges: %w", err)
+	}
+	// Only stdin, stdout and stderr may reach the user's program.
+	if err := privileges.MarkCloexecFrom(3); err != nil {
+		return 125, err
+	}
+	t.Step("exec", fmt.Sprintf("execve(%q, %q)", path, s.Args), "exec "+shellQuote(s.Args))
+	err = unix.Exec(path, s.Args, env)
+	err = &fs.PathError{Op: "exec", Path: s.Args[0], Err: err}
+	return execCode(err), err
+}
+
+// enterWorkdir creates the working directory if the image lacks it, as
+// docker does, and changes into it.
+func enterWorkdir(dir string, t trace.Tracer) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating working directory: %w", err)
+		}
+		t.Step("init", "mkdir -p "+dir, "mkdir -p "+dir)
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("changing to working directory: %w", err)
+	}
+	t.Step("init", fmt.Sprintf("chdir(%q)", dir), "cd "+dir)
+	return nil
+}
+
+// errNotFound is the error for a command missing from the container.
+var errNotFound = errors.New("executable file not found in $PATH")
+
+// lookPath finds the command in the container's PATH, as execvp(3) would.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, checkExecutable(name)
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if err := checkExecutable(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("exec: %q: %w", name, err)
+		}
+	}
+	return "", fmt.Errorf("exec: %q: %w", name, errNotFound)
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return &fs.PathError{Op: "exec", Path: p, Err: syscall.EACCES}
+	}
+	return nil
+}
+
+// execCode is docker's exit status for a command that could not run:
+// 127 when it does not exist, 126 when it exists but cannot be executed.
+func execCode(err error) int {
+	if errors.Is(err, errNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return 127
+	}
+	return 126
+}
+
+// containerEnv is docker's environment: PATH and HOSTNAME first, then the
+// user's variables (a later one replaces an earlier one of the same name),
+// and HOME from /etc/passwd unless set.
+func containerEnv(user []string, hostname, home string) []string {
+	env := []string{"PATH=" + DefaultPath, "HOSTNAME=" + hostname}
+	for _, e := range user {
+		env = setEnv(env, e)
+	}
+	if envValue(env, "HOME") == "" {
+		if home == "" {
+			home = "/"
+		}
+		env = append(env, "HOME="+home)
+	}
+	return env
+}
+
+func setEnv(env []string, kv string) []string {
+	key, _, _ := strings.Cut(kv, "=")
+	for i, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+func envValue(env []string, key string) string {
+	for _, e := range env {
+		if k, v, _ := strings.Cut(e, "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// shellQuote renders args as a shell would need them typed.
+func shellQuote(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+			quoted[i] = a
+			continue
+		}
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
+}

@@ -1,0 +1,265 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/image/layer"
+	"github.com/minictr/minictr/pkg/namespaces"
+	"github.com/minictr/minictr/pkg/privileges"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// RunOptions says how to run a container in the foreground.
+type RunOptions struct {
+	Spec    Spec
+	Root    string // persistent state: <Root>/containers/<id> holds an image container's snapshot
+	RunRoot string // live state: <RunRoot>/containers/<id>
+
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Signals        <-chan os.Signal // forwarded to the container's process
+
+	Tracer trace.Tracer
+	// TraceFile, when set, is where the container init writes its own steps
+	// (it runs in another process, so it cannot share Tracer).
+	TraceFile *os.File
+}
+
+// ExitError reports how the container's process ended. It is not a failure
+// of the engine: the CLI turns it into minictr's exit status.
+type ExitError struct {
+	Code        int            // the exit status to use: N, or 128+signal
+	Signal      syscall.Signal // the signal that killed the process, or 0
+	OOMKilled   bool           // killed by the kernel for exceeding the memory limit
+	MemoryLimit int64          // the limit it exceeded, in bytes
+}
+
+func (e *ExitError) Error() string {
+	switch {
+	case e.OOMKilled:
+		return fmt.Sprintf("container killed: out of memory (limit %s)", humanBytes(e.MemoryLimit))
+	case e.Signal != 0:
+		return fmt.Sprintf("container killed by signal %d (%v)", e.Signal, e.Signal)
+	}
+	return fmt.Sprintf("container exited with status %d", e.Code)
+}
+
+// StartError is a failure to start the container, with the exit status
+// docker uses for it: 125 (engine), 126 (cannot invoke), 127 (not found).
+type StartError struct {
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// ExitCode is the status the CLI should exit with.
+func (e *StartError) ExitCode() int { return e.Code }
+
+// Namespaces is the set every container gets. The network namespace holds
+// only a loopback device until the networking stage wires it up.
+var Namespaces = []namespaces.Kind{
+	namespaces.Mount, namespaces.UTS, namespaces.IPC, namespaces.PID,
+	namespaces.Net, namespaces.Cgroup,
+}
+
+// Run creates a container from o.Spec, runs it to completion and removes
+// everything it created. It returns nil when the process exits with 0, an
+// *ExitError for any other ending, and a *StartError or plain error when
+// the container could not start.
+func Run(ctx context.Context, o RunOptions) (err error) {
+	s := o.Spec
+	t := trace.Or(o.Tracer)
+	if err := s.validate(); err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
+	if err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	id := newID()
+	if s.Hostname == "" {
+		s.Hostname = ShortID(id)
+	}
+
+	stateDir := filepath.Join(o.RunRoot, "containers", id)
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return &StartError{Code: 125, Err: fmt.Errorf("creating container state: %w", err)}
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(stateDir)) }()
+
+	if len(s.Layers) > 0 {
+		snap, err := prepareSnapshot(s.Layers, filepath.Join(o.Root, "containers", id), t)
+		if err != nil {
+			return &StartError{Code: 125, Err: err}
+		}
+		defer func() { err = errors.Join(err, snap.Remove()) }()
+		s.Rootfs = snap.Rootfs
+		if err := s.validateWorkdir(); err != nil {
+			return &StartError{Code: 125, Err: err}
+		}
+	}
+
+	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + id, Resources: s.Resources, Tracer: t})
+	if err != nil {
+		return &StartError{Code: 125, Err: fmt.Errorf("creating cgroup: %w", err)}
+	}
+	defer func() {
+		if derr := cg.Destroy(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("removing cgroup: %w", derr))
+		}
+	}()
+
+	spec := initSpec{
+		Rootfs:          s.Rootfs,
+		Args:            s.Args,
+		Env:             s.Env,
+		Workdir:         s.Workdir,
+		User:            s.User,
+		Hostname:        s.Hostname,
+		ReadOnly:        s.ReadOnly,
+		Privileged:      s.Privileged,
+		Capabilities:    caps,
+		NoNewPrivileges: s.NoNewPrivileges,
+	}
+	cfg := namespaces.Config{
+		Args:       []string{"minictr", initArg},
+		Env:        []string{"PATH=" + DefaultPath, initEnv},
+		Namespaces: Namespaces,
+		Stdin:      o.Stdin,
+		Stdout:     o.Stdout,
+		Stderr:     o.Stderr,
+		Tracer:     t,
+	}
+	if o.TraceFile != nil {
+		cfg.ExtraFiles = []*os.File{o.TraceFile}
+		spec.TraceFD = 4 // the first extra file, after the handshake socket
+	}
+	// The init dies with the thread that started it (Pdeathsig), so that a
+	// killed engine never leaves a container behind: keep that thread ours
+	// until the container is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	child, err := namespaces.Start(cfg)
+	if err != nil {
+		return &StartError{Code: 125, Err: fmt.Errorf("starting container init: %w", err)}
+	}
+	started := false
+	defer func() {
+		if !started {
+			_ = child.Signal(syscall.SIGKILL)
+			_, _ = child.Wait()
+		}
+	}()
+
+	// Into the cgroup before it runs a single instruction of the user's
+	// program: the limits hold from the first byte.
+	if err := cg.Add(child.Pid); err != nil {
+		return &StartError{Code: 125, Err: fmt.Errorf("joining cgroup: %w", err)}
+	}
+	if err := writeState(stateDir, state{ID: id, Pid: child.Pid, Image: s.Image, Rootfs: s.Rootfs, Cgroups: cg.Paths(), Created: time.Now()}); err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	payload, err := json.Marshal(spec)
+	if err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	if err := child.Release(payload); err != nil {
+		var ie *namespaces.InitError
+		if errors.As(err, &ie) {
+			return &StartError{Code: ie.Code, Err: errors.New(ie.Message)}
+		}
+		return &StartError{Code: 125, Err: fmt.Errorf("starting container: %w", err)}
+	}
+	started = true
+
+	status, err := waitForwarding(ctx, child, o.Signals)
+	if err != nil {
+		return fmt.Errorf("waiting for container: %w", err)
+	}
+	return exitError(status, cg, s.Resources.Memory)
+}
+
+// waitForwarding waits for the child, passing on the signals minictr gets
+// and killing it when ctx is done.
+func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os.Signal) (syscall.WaitStatus, error) {
+	type result struct {
+		ws  syscall.WaitStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ws, err := child.Wait()
+		done <- result{ws, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			return r.ws, r.err
+		case sig := <-sigs:
+			_ = child.Signal(sig)
+		case <-ctx.Done():
+			_ = child.Signal(syscall.SIGKILL)
+			ctx = context.Background() // kill once, then wait
+		}
+	}
+}
+
+// exitError turns a wait status into nil or an *ExitError. Like docker's
+// OOMKilled, an OOM kill of any process in the container's cgroup counts:
+// often the victim is a child and PID 1 only passes its status on.
+func exitError(ws syscall.WaitStatus, cg cgroups.Cgroup, memLimit int64) error {
+	var e ExitError
+	switch {
+	case ws.Exited() && ws.ExitStatus() == 0:
+		return nil
+	case ws.Exited():
+		e.Code = ws.ExitStatus()
+	case ws.Signaled():
+		e.Code, e.Signal = 128+int(ws.Signal()), ws.Signal()
+	default:
+		e.Code = 125
+	}
+	if memLimit > 0 {
+		e.OOMKilled, _ = cg.OOMKilled()
+		e.MemoryLimit = memLimit
+	}
+	return &e
+}
+
+// prepareSnapshot gives the container a private, writable root made of
+// the image's read-only layers: an overlay mount, or a copy where overlayfs
+// cannot be used. Either way the layers themselves never change.
+func prepareSnapshot(layers []string, dir string, t trace.Tracer) (*layer.Snapshot, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("creating container directory: %w", err)
+	}
+	snap, err := layer.Prepare(layers, dir, t)
+	if err != nil {
+		return nil, fmt.Errorf("preparing the root filesystem from the image: %w", err)
+	}
+	return snap, nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}

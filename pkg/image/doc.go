@@ -1,0 +1,45 @@
+// Package image brings container images to this machine and keeps them:
+// references, a registry client (pull, push, search, login), a content
+// store with tags, and docker/OCI archives.
+//
+// # The distribution API
+//
+// A registry speaks HTTP (the OCI distribution spec): GET /v2/ to find how
+// to authenticate (a 401 with WWW-Authenticate: Bearer or Basic), then
+// GET /v2/<repo>/manifests/<tag> with Accept headers naming the manifest
+// types the client understands, then GET /v2/<repo>/blobs/<digest> for the
+// config and each layer. Push is the reverse: HEAD each blob to skip those
+// the registry has, POST+PUT the others (or POST ?mount=&from= to copy a
+// blob from another repository without sending it), PUT the manifest last.
+// Everything is named by its sha256 digest, so everything can be checked:
+// `minictr --explain pull` prints each request with the curl that repeats it.
+//
+// # What is verified
+//
+// Nothing enters the store unverified. Manifests and configs are capped
+// (MaxManifestSize) before they are parsed; a document that is both an
+// index and a manifest is refused; the config must match the digest and
+// size the manifest gives it and list one diff_id per layer; each layer is
+// hashed compressed (against the manifest) and uncompressed (against the
+// config's diff_id) in the same pass that unpacks it, and its unpacked size
+// is capped so that a gzip bomb stops early.
+//
+// # On disk
+//
+// See Store for the layout. Each layer is unpacked into its own directory
+// named by its chain ID (layer.Unpack), so images that share base layers
+// share directories; layer.Prepare stacks them into a container's root.
+// Writes are atomic (temp + rename(2)), mutations hold an flock(2) on the
+// store's lock file, reads take no lock.
+//
+// # Host side effects
+//
+// Files under the store root only (the engine passes $MINICTR_ROOT/image);
+// `minictr rmi` and `minictr image prune` remove them. Login writes docker's
+// config.json ($DOCKER_CONFIG or ~/.docker), or its credential helper;
+// `minictr logout` removes the entry. The package never prints: progress
+// goes to a Progress sink, steps to a trace.Tracer.
+//
+// Man pages: flock(2), rename(2); the OCI image and distribution specs;
+// docker's "docker-archive" (docker save) format.
+package image

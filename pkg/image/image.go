@@ -1,0 +1,337 @@
+package image
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// An Image is an image of the store, ready to run.
+type Image struct {
+	ID          string        // config digest ("sha256:..."), docker's IMAGE ID
+	Digest      string        // manifest digest
+	Tags        []string      // full references pointing at it
+	RepoDigests []string      // "repo@sha256:..." it was pulled or pushed by
+	Config      v1.ConfigFile // Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts, Volumes ...
+	Layers      []string      // unpacked layer directories, top first (for layer.Prepare)
+	DiffIDs     []string      // bottom first, as in the config
+	LayerSizes  []int64       // unpacked bytes of each layer, bottom first
+	Size        int64         // unpacked bytes
+	Created     time.Time     // from the config
+}
+
+// Get returns a local image by reference, image ID or ID prefix. It takes
+// no lock: everything it reads was renamed into place complete.
+func (s *Store) Get(ref string) (*Image, error) {
+	ix, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	m, err := ix.find(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.image(ix, m)
+}
+
+// image builds an Image from its record.
+func (s *Store) image(ix *index, manifest string) (*Image, error) {
+	rec, ok := ix.Images[manifest]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", manifest, ErrNotFound)
+	}
+	cfgDigest, err := v1.NewHash(rec.Config)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", manifest, err)
+	}
+	raw, err := os.ReadFile(s.blobPath(cfgDigest))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: reading config: %w", shortID(strings.TrimPrefix(rec.ID, "sha256:")), err)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: parsing config: %w", rec.ID, err)
+	}
+	img := &Image{
+		ID:          rec.ID,
+		Digest:      manifest,
+		RepoDigests: rec.RepoDigests,
+		Config:      *cfg,
+		DiffIDs:     rec.DiffIDs,
+		Size:        rec.Size,
+		Created:     cfg.Created.Time,
+	}
+	for t, m := range ix.Tags {
+		if m == manifest {
+			img.Tags = append(img.Tags, t)
+		}
+	}
+	sort.Strings(img.Tags)
+	for i := len(rec.ChainIDs) - 1; i >= 0; i-- {
+		chain, err := v1.NewHash(rec.ChainIDs[i])
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", rec.ID, err)
+		}
+		if !s.hasLayer(chain) {
+			return nil, fmt.Errorf("image %s: layer %s is missing from the store", rec.ID, chain)
+		}
+		img.Layers = append(img.Layers, filepath.Join(s.layerPath(chain), "rootfs"))
+	}
+	for _, c := range rec.ChainIDs {
+		chain, _ := v1.NewHash(c)
+		img.LayerSizes = append(img.LayerSizes, s.layerSize(chain))
+	}
+	return img, nil
+}
+
+// A Summary is one line of `images`: an image under one of its tags.
+type Summary struct {
+	Repository string // familiar name ("busybox"), "<none>" for untagged
+	Tag        string
+	Reference  string // full reference, "" for untagged
+	Digest     string // manifest digest
+	ID         string
+	Created    time.Time
+	Size       int64
+}
+
+// List returns every tag of every image, and untagged images once, newest
+// first as docker shows them.
+func (s *Store) List() ([]Summary, error) {
+	ix, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var out []Summary
+	for m := range ix.Images {
+		img, err := s.image(ix, m)
+		if err != nil {
+			return nil, err
+		}
+		base := Summary{Repository: "<none>", Tag: "<none>", Digest: m, ID: img.ID, Created: img.Created, Size: img.Size}
+		if len(img.Tags) == 0 {
+			out = append(out, base)
+		}
+		for _, t := range img.Tags {
+			ref, err := ParseReference(t)
+			if err != nil {
+				continue
+			}
+			sum := base
+			sum.Repository, sum.Tag, sum.Reference = ref.Familiar(), ref.Tag, t
+			out = append(out, sum)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		if out[i].Repository != out[j].Repository {
+			return out[i].Repository < out[j].Repository
+		}
+		return out[i].Tag < out[j].Tag
+	})
+	return out, nil
+}
+
+// Tag points target (a tag reference) at the image src names.
+func (s *Store) Tag(src, target string) error {
+	ref, err := ParseReference(target)
+	if err != nil {
+		return err
+	}
+	if ref.Tag == "" || ref.Digest != "" {
+		return fmt.Errorf("tag %q: a tag reference has a tag and no digest", target)
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ix, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	m, err := ix.find(src)
+	if err != nil {
+		return err
+	}
+	ix.Tags[ref.String()] = m
+	return s.writeIndex(ix)
+}
+
+// RemoveOptions tune Remove.
+type RemoveOptions struct {
+	Force bool // remove the image even if a container uses it, and every tag of it
+}
+
+// Removed says what Remove did, in docker's words.
+type Removed struct {
+	Untagged []string
+	Deleted  []string // image IDs whose image is gone
+}
+
+// Remove untags ref; when no tag is left (or ref is an ID), the image itself
+// goes, and the blobs and layers no other image shares. An image a container
+// uses (Options.InUse) is refused with ErrInUse unless forced.
+func (s *Store) Remove(ref string, opts RemoveOptions) (Removed, error) {
+	var out Removed
+	unlock, err := s.lock()
+	if err != nil {
+		return out, err
+	}
+	defer unlock()
+	ix, err := s.readIndex()
+	if err != nil {
+		return out, err
+	}
+	m, err := ix.find(ref)
+	if err != nil {
+		return out, err
+	}
+	rec := ix.Images[m]
+	byTag := false
+	if r, err := ParseReference(ref); err == nil && ix.Tags[r.String()] == m {
+		byTag = true
+		delete(ix.Tags, r.String())
+		out.Untagged = append(out.Untagged, r.String())
+	}
+	remaining := tagsOf(ix, m)
+	if byTag && len(remaining) > 0 {
+		return out, s.writeIndex(ix)
+	}
+	if !byTag && len(remaining) > 1 && !opts.Force {
+		return Removed{}, fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
+	}
+	if s.opts.InUse != nil && s.opts.InUse(rec.ID) && !opts.Force {
+		return Removed{}, fmt.Errorf("%s: %w (use -f to remove it anyway)", ref, ErrInUse)
+	}
+	for _, t := range remaining {
+		delete(ix.Tags, t)
+		out.Untagged = append(out.Untagged, t)
+	}
+	delete(ix.Images, m)
+	out.Deleted = append(out.Deleted, rec.ID)
+	if err := s.writeIndex(ix); err != nil {
+		return Removed{}, err
+	}
+	return out, s.collect(ix)
+}
+
+func tagsOf(ix *index, manifest string) []string {
+	var out []string
+	for t, m := range ix.Tags {
+		if m == manifest {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PruneOptions tune Prune.
+type PruneOptions struct {
+	All bool // also images without a container, not only untagged ones
+}
+
+// Prune removes untagged images (all unused images with All), then every
+// blob and layer no image refers to. It returns the removed image IDs and
+// the bytes freed.
+func (s *Store) Prune(opts PruneOptions) ([]string, int64, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unlock()
+	ix, err := s.readIndex()
+	if err != nil {
+		return nil, 0, err
+	}
+	var removed []string
+	for m, rec := range ix.Images {
+		if s.opts.InUse != nil && s.opts.InUse(rec.ID) {
+			continue
+		}
+		tags := tagsOf(ix, m)
+		if len(tags) > 0 && !opts.All {
+			continue
+		}
+		for _, t := range tags {
+			delete(ix.Tags, t)
+		}
+		delete(ix.Images, m)
+		removed = append(removed, rec.ID)
+	}
+	if len(removed) > 0 {
+		if err := s.writeIndex(ix); err != nil {
+			return nil, 0, err
+		}
+	}
+	before := s.diskUsage()
+	if err := s.collect(ix); err != nil {
+		return removed, 0, err
+	}
+	return removed, before - s.diskUsage(), nil
+}
+
+// collect deletes the blobs and layers that no image in ix refers to. The
+// index was written first, so a crash in here leaves only garbage, which
+// the next collect removes.
+func (s *Store) collect(ix *index) error {
+	keepBlobs := map[string]bool{}
+	keepLayers := map[string]bool{}
+	for m, rec := range ix.Images {
+		keepBlobs[strings.TrimPrefix(m, "sha256:")] = true
+		keepBlobs[strings.TrimPrefix(rec.Config, "sha256:")] = true
+		for _, l := range rec.Layers {
+			keepBlobs[strings.TrimPrefix(l, "sha256:")] = true
+		}
+		for _, c := range rec.ChainIDs {
+			keepLayers[strings.TrimPrefix(c, "sha256:")] = true
+		}
+	}
+	blobs, _ := os.ReadDir(filepath.Join(s.root, "blobs", "sha256"))
+	for _, b := range blobs {
+		if !keepBlobs[b.Name()] {
+			if err := os.Remove(filepath.Join(s.root, "blobs", "sha256", b.Name())); err != nil {
+				return fmt.Errorf("removing blob: %w", err)
+			}
+		}
+	}
+	layers, _ := os.ReadDir(filepath.Join(s.root, "layers"))
+	for _, l := range layers {
+		if keepLayers[l.Name()] {
+			continue
+		}
+		// Rename first, so a half-removed layer is never mistaken for one.
+		dir := filepath.Join(s.root, "layers", l.Name())
+		trash := filepath.Join(s.root, "tmp", "rm-"+l.Name())
+		if err := os.Rename(dir, trash); err != nil {
+			return fmt.Errorf("removing layer: %w", err)
+		}
+		s.opts.Tracer.Step("store", "remove layer "+shortID(l.Name()), "rm -rf "+dir)
+		if err := os.RemoveAll(trash); err != nil {
+			return fmt.Errorf("removing layer: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) diskUsage() int64 {
+	var n int64
+	filepath.WalkDir(s.root, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

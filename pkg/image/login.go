@@ -1,0 +1,98 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/types"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// hubAuthKey is the key docker keeps Docker Hub credentials under.
+const hubAuthKey = "https://index.docker.io/v1/"
+
+// Login checks username and password against registry (docker.io when
+// empty), then stores them in docker's config ($DOCKER_CONFIG or
+// ~/.docker/config.json), in its credential helper when one is configured.
+// Pulls and pushes read them back through the default keychain.
+func (s *Store) Login(ctx context.Context, registry, username, password string) (string, error) {
+	host := registryHost(registry)
+	reg, err := s.registry(host)
+	if err != nil {
+		return "", fmt.Errorf("login to %s: %w", host, err)
+	}
+	auth := authn.FromConfig(authn.AuthConfig{Username: username, Password: password})
+	base := explainTransport{base: remote.DefaultTransport, tracer: s.opts.Tracer}
+	// The token exchange (registries with Bearer auth) fails on bad
+	// credentials; registries with Basic auth only fail the /v2/ request.
+	rt, err := transport.NewWithContext(ctx, reg, auth, base, []string{reg.Scope(transport.PullScope)})
+	if err != nil {
+		return "", fmt.Errorf("login to %s: %w", host, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+"/v2/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("login to %s: %w", host, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("login to %s: %s (wrong username or password?)", host, resp.Status)
+	}
+	cf, err := config.Load(config.Dir())
+	if err != nil {
+		return "", fmt.Errorf("login to %s: %w", host, err)
+	}
+	key := authKey(host)
+	store := cf.GetCredentialsStore(key)
+	if err := store.Store(types.AuthConfig{Username: username, Password: password, ServerAddress: key}); err != nil {
+		return "", fmt.Errorf("login to %s: saving credentials: %w", host, err)
+	}
+	if err := cf.Save(); err != nil {
+		return "", fmt.Errorf("login to %s: saving credentials: %w", host, err)
+	}
+	s.opts.Tracer.Step("registry", "store credentials for "+key+" in "+cf.Filename, "")
+	return cf.Filename, nil
+}
+
+// Logout forgets the credentials of registry. It reports false when there
+// were none.
+func (s *Store) Logout(registry string) (bool, error) {
+	host := registryHost(registry)
+	cf, err := config.Load(config.Dir())
+	if err != nil {
+		return false, fmt.Errorf("logout from %s: %w", host, err)
+	}
+	key := authKey(host)
+	if _, ok := cf.AuthConfigs[key]; !ok && cf.CredentialsStore == "" && cf.CredentialHelpers[key] == "" {
+		return false, nil
+	}
+	if err := cf.GetCredentialsStore(key).Erase(key); err != nil {
+		return false, fmt.Errorf("logout from %s: %w", host, err)
+	}
+	if err := cf.Save(); err != nil {
+		return false, fmt.Errorf("logout from %s: %w", host, err)
+	}
+	return true, nil
+}
+
+func registryHost(r string) string {
+	switch r {
+	case "", DefaultRegistry, "index.docker.io", hubAuthKey:
+		return DefaultRegistry
+	}
+	return r
+}
+
+func authKey(host string) string {
+	if host == DefaultRegistry {
+		return hubAuthKey
+	}
+	return host
+}

@@ -1,0 +1,135 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// PullOptions tune Pull.
+type PullOptions struct {
+	// Platform overrides the store's platform for this pull (--platform).
+	Platform *v1.Platform
+}
+
+// Pull downloads ref from its registry, verifies every part, unpacks its
+// layers and tags it. From a multi-arch index it picks the platform's
+// manifest. Errors name the reference and the cause.
+func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image, error) {
+	r, err := s.Parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.pull(ctx, r, opts)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", r, classify(err))
+	}
+	return img, nil
+}
+
+// Parse is ParseReference with the store's insecure registries.
+func (s *Store) Parse(ref string) (Reference, error) {
+	return parseReference(ref, s.opts.Insecure)
+}
+
+func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Image, error) {
+	platform := s.opts.Platform
+	if opts.Platform != nil {
+		platform = *opts.Platform
+	}
+	ropts := append(s.remoteOptions(ctx), remote.WithPlatform(platform))
+	desc, err := remote.Get(r.ref, ropts...)
+	if err != nil {
+		return nil, err
+	}
+	if len(desc.Manifest) > MaxManifestSize {
+		return nil, fmt.Errorf("%w: manifest of %d bytes is over the %d-byte limit", ErrInvalid, len(desc.Manifest), MaxManifestSize)
+	}
+	if err := checkNotAmbiguous(desc.Manifest); err != nil {
+		return nil, err
+	}
+	if sha256Hash(desc.Manifest) != desc.Digest {
+		return nil, fmt.Errorf("%w: manifest digest mismatch: registry says %s, content is %s", ErrInvalid, desc.Digest, sha256Hash(desc.Manifest))
+	}
+	s.opts.Tracer.Step("registry", fmt.Sprintf("resolved %s to %s (%s)", r, desc.Digest, desc.MediaType), "")
+
+	src := r.ref.Context()
+	repoDigest := r.Name() + "@" + desc.Digest.String()
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		child, err := s.selectPlatform(desc, platform)
+		if err != nil {
+			return nil, err
+		}
+		s.opts.Tracer.Step("registry", fmt.Sprintf("index: picked %s for %s", child, platformString(platform)), "")
+		img, err = remote.Image(src.Digest(child.String()), ropts...)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		img, err = desc.Image()
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	in := incoming{img: img, repoDigest: repoDigest, source: src.String()}
+	if r.Tag != "" && r.Digest == "" {
+		in.tags = []Reference{r}
+	}
+	return s.commit(ctx, in)
+}
+
+// selectPlatform picks from an index the manifest for platform, as docker
+// does: OS and architecture must match, and the variant when both name one.
+func (s *Store) selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash, error) {
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	var seen []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		seen = append(seen, platformString(*m.Platform))
+		if m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture &&
+			(p.Variant == "" || m.Platform.Variant == "" || p.Variant == m.Platform.Variant) {
+			return m.Digest, nil
+		}
+	}
+	return v1.Hash{}, fmt.Errorf("%w: no manifest for platform %s in the index (it has %s)", ErrNotFound, platformString(p), strings.Join(seen, ", "))
+}
+
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// ParsePlatform reads "os/arch[/variant]" as --platform takes it.
+func ParsePlatform(s string) (v1.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return v1.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+	}
+	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
