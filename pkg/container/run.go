@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -175,6 +176,9 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
+	t.Step("engine", fmt.Sprintf("container %s is PID %d on the host; its state is in %s", ShortID(id), child.Pid, filepath.Join(stateDir, "state.json")),
+		"cat "+filepath.Join(stateDir, "state.json"))
+	t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
 	if err := child.Release(payload); err != nil {
 		var ie *namespaces.InitError
 		if errors.As(err, &ie) {
@@ -188,7 +192,13 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("waiting for container: %w", err)
 	}
-	return exitError(status, cg, s.Resources.Memory)
+	err = exitError(status, cg, s.Resources.Memory)
+	end := "exited with status 0"
+	if err != nil {
+		end = err.Error()
+	}
+	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", ShortID(id), strings.TrimPrefix(end, "container ")), "")
+	return err
 }
 
 // waitForwarding waits for the child, passing on the signals minictr gets
