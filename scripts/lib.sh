@@ -41,8 +41,9 @@ install_packages() {
 }
 
 # The packages each kind of work needs, in one place.
-PKGS_RUN=(busybox-static)           # the demo's root filesystem
-PKGS_TEST=(busybox-static runc util-linux procps)
+PKGS_RUN=(busybox-static docker-registry tar)        # the demo's image and its local registry
+PKGS_TEST=(busybox-static runc util-linux procps iproute2 tar curl jq
+	docker-registry apache2-utils skopeo umoci podman)  # peers for the interop tests
 
 # start_registry DIR starts Debian's docker-registry on a free port of
 # 127.0.0.1 with its storage in DIR, sets REGISTRY=127.0.0.1:PORT, and
@@ -74,6 +75,9 @@ start_registry() {
 }
 
 stop_registry() {
-	[ -n "${REGISTRY_PID:-}" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+	if [ -n "${REGISTRY_PID:-}" ]; then
+		kill "$REGISTRY_PID" 2>/dev/null || true
+		wait "$REGISTRY_PID" 2>/dev/null || true # its status is SIGTERM's, not ours
+	fi
 	REGISTRY_PID=
 }

@@ -240,7 +240,7 @@ func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descript
 	// The tar reader stops at the end-of-archive marker; the digests cover
 	// the whole stream, padding included.
 	if _, err := io.Copy(io.Discard, tarTee); err != nil {
-		return stats, fmt.Errorf("decompressing: %w", err)
+		return stats, fmt.Errorf("reading layer: %w", err)
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return stats, err

@@ -51,8 +51,11 @@ func curlOf(req *http.Request) string {
 		}
 	}
 	if auth := req.Header.Get("Authorization"); auth != "" {
-		scheme, _, _ := strings.Cut(auth, " ")
-		fmt.Fprintf(&b, " -H 'Authorization: %s $TOKEN'", scheme)
+		if scheme, _, _ := strings.Cut(auth, " "); strings.EqualFold(scheme, "Basic") {
+			b.WriteString(" -u \"$USER:$PASSWORD\"")
+		} else {
+			fmt.Fprintf(&b, " -H \"Authorization: %s $TOKEN\"", scheme)
+		}
 	}
 	if req.Method == http.MethodPut || req.Method == http.MethodPatch || req.Method == http.MethodPost {
 		if req.ContentLength != 0 {

@@ -108,4 +108,3 @@ func asLayer(t *testing.T, raw []byte, gzipped bool) ([]byte, v1.Hash) {
 	zw.Close()
 	return buf.Bytes(), sha256Hash(raw)
 }
-

@@ -179,7 +179,8 @@ type Removed struct {
 
 // Remove untags ref; when no tag is left (or ref is an ID), the image itself
 // goes, and the blobs and layers no other image shares. An image a container
-// uses (Options.InUse) is refused with ErrInUse unless forced.
+// uses (Options.InUse) is refused with ErrInUse; forced, it loses its tags
+// but stays on disk for the container until a prune finds it unused.
 func (s *Store) Remove(ref string, opts RemoveOptions) (Removed, error) {
 	var out Removed
 	unlock, err := s.lock()
@@ -209,12 +210,19 @@ func (s *Store) Remove(ref string, opts RemoveOptions) (Removed, error) {
 	if !byTag && len(remaining) > 1 && !opts.Force {
 		return Removed{}, fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
 	}
-	if s.opts.InUse != nil && s.opts.InUse(rec.ID) && !opts.Force {
-		return Removed{}, fmt.Errorf("%s: %w (use -f to remove it anyway)", ref, ErrInUse)
+	inUse := s.opts.InUse != nil && s.opts.InUse(rec.ID)
+	if inUse && !opts.Force {
+		return Removed{}, fmt.Errorf("%s: %w (use -f to untag it anyway)", ref, ErrInUse)
 	}
 	for _, t := range remaining {
 		delete(ix.Tags, t)
 		out.Untagged = append(out.Untagged, t)
+	}
+	if inUse {
+		// Forced, but a running container has these layers as its
+		// overlay's lower directories: only the names go. The image stays,
+		// untagged, until `image prune` finds it unused.
+		return out, s.writeIndex(ix)
 	}
 	delete(ix.Images, m)
 	out.Deleted = append(out.Deleted, rec.ID)

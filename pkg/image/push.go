@@ -54,15 +54,16 @@ func (s *Store) Push(ctx context.Context, ref string, opts PushOptions) (Pushed,
 		}
 		s.opts.Progress.Update(Event{ID: shortID(l.desc.Digest.Hex), Status: st, Current: l.desc.Size, Total: l.desc.Size})
 	}
-	// Remember the digest it now has in that repository.
-	if err := s.addRepoDigest(m, r.Name()+"@"+m); err != nil {
+	// Remember the digest it now has in that repository, and the repository
+	// as the place its blobs can be mounted from by the next push.
+	if err := s.addRepoDigest(m, r.Name()+"@"+m, r.ref.Context().String()); err != nil {
 		return Pushed{}, err
 	}
 	raw, err := img.RawManifest()
 	return Pushed{Digest: m, Size: int64(len(raw))}, err
 }
 
-func (s *Store) addRepoDigest(manifest, rd string) error {
+func (s *Store) addRepoDigest(manifest, rd, source string) error {
 	unlock, err := s.lock()
 	if err != nil {
 		return err
@@ -73,10 +74,13 @@ func (s *Store) addRepoDigest(manifest, rd string) error {
 		return err
 	}
 	rec, ok := ix.Images[manifest]
-	if !ok || contains(rec.RepoDigests, rd) {
+	if !ok || contains(rec.RepoDigests, rd) && rec.Source == source {
 		return nil
 	}
-	rec.RepoDigests = append(rec.RepoDigests, rd)
+	if !contains(rec.RepoDigests, rd) {
+		rec.RepoDigests = append(rec.RepoDigests, rd)
+	}
+	rec.Source = source
 	return s.writeIndex(ix)
 }
 

@@ -185,19 +185,3 @@ func (r Reference) Familiar() string {
 	}
 	return strings.TrimPrefix(r.Repository, "library/")
 }
-
-// WithTag returns the reference at another tag, without its digest.
-func (r Reference) WithTag(tag string) Reference {
-	out := r
-	out.Tag, out.Digest = tag, ""
-	out.ref = r.ref.Context().Tag(tag)
-	return out
-}
-
-// WithDigest returns the reference pinned to a digest.
-func (r Reference) WithDigest(d string) Reference {
-	out := r
-	out.Digest = d
-	out.ref = r.ref.Context().Digest(d)
-	return out
-}

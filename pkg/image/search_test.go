@@ -70,11 +70,14 @@ func TestLoginStoresCredentialsTheKeychainReads(t *testing.T) {
 	if _, err := s.Push(context.Background(), host+"/private/app:1", PushOptions{}); err == nil {
 		t.Fatal("push without credentials succeeded")
 	}
-	file, err := s.Login(context.Background(), host, "student", "s3cret")
+	login, err := s.Login(context.Background(), host, "student", "s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(file)
+	if login.Helper != "" || login.ConfigFile != filepath.Join(dir, "config.json") {
+		t.Errorf("Login = %+v", login)
+	}
+	data, err := os.ReadFile(login.ConfigFile)
 	if err != nil || !strings.Contains(string(data), `"`+host+`"`) || !strings.Contains(string(data), `"auth"`) {
 		t.Fatalf("config.json = %s, %v", data, err)
 	}

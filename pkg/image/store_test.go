@@ -38,9 +38,22 @@ func TestTagListRemove(t *testing.T) {
 	if _, err := s.Remove(ref, RemoveOptions{}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("Remove in-use image: %v, want ErrInUse", err)
 	}
+	// Forced, it loses its name but keeps its layers for the container.
 	rm, err = s.Remove(ref, RemoveOptions{Force: true})
-	if err != nil || len(rm.Deleted) != 1 {
+	if err != nil || len(rm.Untagged) != 1 || len(rm.Deleted) != 0 {
 		t.Fatalf("Remove -f = %+v, %v", rm, err)
+	}
+	if got, err := s.Get(img.ID); err != nil || len(got.Tags) != 0 {
+		t.Fatalf("the in-use image is gone: %v, %v", got, err)
+	}
+	if removed, _, _ := s.Prune(PruneOptions{}); len(removed) != 0 {
+		t.Fatalf("prune removed an image in use: %v", removed)
+	}
+	// Once the container is gone, prune collects it.
+	s.opts.InUse = nil
+	removed, _, err := s.Prune(PruneOptions{})
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("Prune = %v, %v", removed, err)
 	}
 	if _, err := s.Get(ref); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after rmi: %v, want ErrNotFound", err)

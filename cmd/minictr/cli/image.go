@@ -10,21 +10,22 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/minictr/minictr/pkg/container"
 	"github.com/minictr/minictr/pkg/image"
 )
 
 // imageCommands are the verbs that manage images: the top-level docker
 // spellings (pull, push, images, rmi, tag, history, search, login, logout,
-// save, load) and the `image` group (inspect, prune, and aliases).
+// save, load, import) and the `image` group (inspect, prune, and aliases).
 func imageCommands(g *globals) []*cobra.Command {
 	group := &cobra.Command{Use: "image", Short: "Manage images"}
 	group.AddCommand(newImageInspectCmd(g), newImagePruneCmd(g),
 		withName(newImagesCmd(g), "ls"), withName(newRmiCmd(g), "rm"),
-		newPullCmd(g), newPushCmd(g), newTagCmd(g), newHistoryCmd(g), newSaveCmd(g), newLoadCmd(g))
+		newPullCmd(g), newPushCmd(g), newTagCmd(g), newHistoryCmd(g), newSaveCmd(g), newLoadCmd(g), newImportCmd(g))
 	return []*cobra.Command{
 		newPullCmd(g), newPushCmd(g), newImagesCmd(g), newRmiCmd(g), newTagCmd(g),
 		newHistoryCmd(g), newSearchCmd(g), newLoginCmd(g), newLogoutCmd(g),
-		newSaveCmd(g), newLoadCmd(g), group,
+		newSaveCmd(g), newLoadCmd(g), newImportCmd(g), group,
 	}
 }
 
@@ -49,14 +50,10 @@ func (g *globals) imageStore(progress image.Progress, insecure []string) (*image
 		Tracer:   g.tracer(),
 		Progress: progress,
 		Insecure: insecure,
-		// InUse is left to the engine: it knows which containers use an image.
-		InUse: imageInUse(g),
+		// The engine knows which live containers run an image.
+		InUse: func(id string) bool { return container.UsesImage(g.runRoot, id) },
 	})
 }
-
-// imageInUse answers "does a container use this image?" for rmi. It is a
-// variable so that the container package's answer can be wired in.
-var imageInUse = func(g *globals) func(id string) bool { return nil }
 
 // interruptible is a context cancelled by Ctrl-C or SIGTERM, so that a pull
 // stops cleanly and leaves nothing half-written.
@@ -89,6 +86,17 @@ func newPullCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ref, err := store.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				tag := ref.Tag
+				if ref.Digest != "" {
+					tag = ref.Digest
+				}
+				fmt.Fprintf(g.stdout, "%s: Pulling from %s\n", tag, ref.Repository)
+			}
 			before, _ := store.Get(args[0])
 			ctx, cancel := interruptible()
 			defer cancel()
@@ -97,7 +105,6 @@ func newPullCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return loginHint(store, args[0], err)
 			}
-			ref, _ := store.Parse(args[0])
 			if !quiet {
 				fmt.Fprintf(g.stdout, "Digest: %s\n", repoDigestOf(img, ref))
 				status := "Downloaded newer image"

@@ -45,8 +45,14 @@ func newLoginCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			if _, err := store.Login(ctx, server, user, password); err != nil {
+			login, err := store.Login(ctx, server, user, password)
+			if err != nil {
 				return err
+			}
+			if login.Helper == "" {
+				// As docker warns: base64 is an encoding, not encryption.
+				fmt.Fprintf(g.stderr, "WARNING! Your password is stored unencrypted in %s.\n"+
+					"Configure a credential helper (\"credsStore\" in that file) to keep it elsewhere.\n", login.ConfigFile)
 			}
 			_, err = fmt.Fprintln(g.stdout, "Login Succeeded")
 			return err

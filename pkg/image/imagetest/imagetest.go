@@ -243,11 +243,7 @@ func cmdDockerRegistry(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("docker-registry not installed (apt-get install docker-registry)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	addr := l.Addr().String()
-	l.Close()
-	dir := ts.MkAbs("registry-" + strings.ReplaceAll(addr, ":", "-"))
+	dir := ts.MkAbs(fmt.Sprintf("docker-registry-%d", time.Now().UnixNano()))
 	ts.Check(os.MkdirAll(dir, 0o755))
 	auth := ""
 	if len(args) == 1 {
@@ -259,29 +255,62 @@ func cmdDockerRegistry(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.WriteFile(filepath.Join(dir, "htpasswd"), out, 0o600))
 		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: minictr-test\n    path: %s\n", filepath.Join(dir, "htpasswd"))
 	}
+	// The free port we find may be taken again before the registry binds
+	// it (another test is doing the same): then try another.
+	for attempt := 1; ; attempt++ {
+		addr, err := startDockerRegistry(ts, bin, dir, auth)
+		if err == nil {
+			ts.Setenv("REGISTRY", addr)
+			return
+		}
+		if attempt == 3 {
+			ts.Fatalf("docker-registry: %v", err)
+		}
+	}
+}
+
+func startDockerRegistry(ts *testscript.TestScript, bin, dir, auth string) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
 	config := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n%s",
 		filepath.Join(dir, "data"), addr, auth)
-	ts.Check(os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o644))
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	logf, err := os.Create(filepath.Join(dir, "log"))
-	ts.Check(err)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	ts.Check(cmd.Start())
-	ts.Defer(func() {
-		cmd.Process.Kill() // our own child, by PID
-		cmd.Wait()
-		logf.Close()
-	})
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 100 {
-			ts.Fatalf("docker-registry did not start on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o644); err != nil {
+		return "", err
 	}
-	ts.Setenv("REGISTRY", addr)
+	logf, err := os.OpenFile(filepath.Join(dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return "", err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		cmd.Process.Kill() // our own child, by PID
+		<-exited
+		logf.Close()
+	}
+	for i := 0; i < 100; i++ {
+		select {
+		case err := <-exited:
+			logf.Close()
+			return "", fmt.Errorf("exited on %s: %v (see %s)", addr, err, filepath.Join(dir, "log"))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			ts.Defer(stop)
+			return addr, nil
+		}
+	}
+	stop()
+	return "", fmt.Errorf("did not answer on %s", addr)
 }
