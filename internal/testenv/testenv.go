@@ -13,8 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -157,6 +160,9 @@ func Setup(env *testscript.Env) error {
 	state := filepath.Join(env.WorkDir, ".minictr")
 	env.Setenv("MINICTR_ROOT", filepath.Join(state, "root"))
 	env.Setenv("MINICTR_RUN_ROOT", filepath.Join(state, "run"))
+	// A script that mounts (or runs a container that mounts) and then fails
+	// halfway must not leak the mount: detach whatever is left under $WORK.
+	env.Defer(func() { UnmountUnder(env.WorkDir) })
 	if StaticBusybox() == nil {
 		rootfs := filepath.Join(env.WorkDir, "rootfs")
 		if err := BusyboxRootfs(rootfs); err != nil {
@@ -175,5 +181,19 @@ func Params(dir string) testscript.Params {
 		Setup:               Setup,
 		Condition:           Condition,
 		RequireExplicitExec: true,
+	}
+}
+
+// UnmountUnder detaches every mount point at or below dir, deepest first.
+func UnmountUnder(dir string) {
+	var points []string
+	for p := range mountPoints() {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, p := range points {
+		_ = unix.Unmount(p, unix.MNT_DETACH)
 	}
 }

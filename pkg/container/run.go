@@ -105,6 +105,11 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		if err != nil {
 			return &StartError{Code: 125, Err: err}
 		}
+		if snap.Kind == layer.KindCopy && o.Stderr != nil {
+			// Slower and bigger than an overlay: the user should know why.
+			_, reason := layer.Snapshotter(filepath.Dir(snap.Rootfs))
+			fmt.Fprintf(o.Stderr, "minictr: warning: %s: using copies of the image's layers\n", reason)
+		}
 		defer func() { err = errors.Join(err, snap.Remove()) }()
 		s.Rootfs = snap.Rootfs
 		if err := s.validateWorkdir(); err != nil {
