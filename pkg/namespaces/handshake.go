@@ -109,7 +109,32 @@ func (r *Reporter) Fail(code int, err error) {
 	if err != nil {
 		msg = err.Error()
 	}
-	data, _ := json.Marshal(InitError{Message: msg, Code: code}) // cannot fail: a string and an int
-	r.sock.Write(data)                                           // nobody to tell if the parent is gone
+	data, _ := json.Marshal(answer{Message: msg, Code: code}) // cannot fail: strings and an int
+	writeFrame(r.sock, data)                                  // nobody to tell if the parent is gone
 	r.sock.Close()
+}
+
+// Ready tells the parent that set-up is done and waits for its go-ahead.
+// The pause is for what must come last before exec: the engine writes the
+// pids limit there, which a Go init still starting threads could not live
+// with earlier (runc writes its cgroup limits at the same point, which it
+// calls procReady). An error means the parent refused, or is gone.
+func (r *Reporter) Ready() error {
+	data, _ := json.Marshal(answer{Ready: true})
+	if err := writeFrame(r.sock, data); err != nil {
+		return fmt.Errorf("telling the parent set-up is done: %w", err)
+	}
+	var goAhead [1]byte
+	if _, err := io.ReadFull(r.sock, goAhead[:]); err != nil {
+		return fmt.Errorf("waiting for the parent's go-ahead: %w", err)
+	}
+	return nil
+}
+
+// answer is a message from the child: "ready", or the error that stopped
+// it. A successful exec sends nothing: it closes the socket.
+type answer struct {
+	Ready   bool   `json:"ready,omitempty"`
+	Message string `json:"message,omitempty"`
+	Code    int    `json:"code,omitempty"`
 }

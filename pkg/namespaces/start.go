@@ -50,6 +50,14 @@ type Config struct {
 	Stdout, Stderr           io.Writer
 	ExtraFiles               []*os.File // appear in the child as fd 4, 5, ... (fd 3 is the handshake socket)
 	Tracer                   trace.Tracer
+	// NewProcessGroup puts the child in a process group of its own, so
+	// that signals for the caller's group (a Ctrl-C, a shell's kill -INT
+	// -PGID) reach it once, through the caller, not twice.
+	NewProcessGroup bool
+	// Foreground, with NewProcessGroup, also makes that group the
+	// foreground of the terminal on the child's stdin (tcsetpgrp(3)), so
+	// that the container can read the terminal and Ctrl-C goes to it.
+	Foreground bool
 }
 
 // A Child is a process started by Start: alive in its new namespaces and
@@ -120,6 +128,11 @@ func Start(cfg Config) (*Child, error) {
 		Stderr:      cfg.Stderr,
 		ExtraFiles:  append([]*os.File{childEnd}, cfg.ExtraFiles...),
 		SysProcAttr: attr,
+	}
+	if cfg.NewProcessGroup {
+		attr.Setpgid = true
+		attr.Foreground = cfg.Foreground
+		attr.Ctty = 0 // the child's stdin
 	}
 	if err := cmd.Start(); err != nil {
 		parentEnd.Close()
@@ -199,6 +212,12 @@ func kindNames(ks []Kind) string {
 }
 
 func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kind, uids, gids []IDMap) {
+	if path == "/proc/self/exe" {
+		// Typed in a shell, /proc/self/exe would be the shell's own binary.
+		if exe, err := os.Executable(); err == nil {
+			path = exe
+		}
+	}
 	cmdline := strings.Join(append([]string{path}, args[1:]...), " ")
 	var cloned []Kind // what clone(2) got: the cgroup namespace comes later
 	for _, k := range kinds {
@@ -208,9 +227,10 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 	}
 	t.Step("namespaces",
 		fmt.Sprintf("clone(%s): %s is PID %d on the host, blocked on fd %d until released", FlagNames(cloned), args[0], pid, initFD),
-		UnshareCommand(kinds)+" "+cmdline)
+		UnshareCommand(cloned)+" "+cmdline)
 	if has(kinds, Cgroup) {
-		t.Step("namespaces", "the child will unshare(CLONE_NEWCGROUP) once released, so that its cgroup becomes its root", "")
+		t.Step("namespaces", "the child will unshare(CLONE_NEWCGROUP) once released, so that its cgroup becomes its root",
+			"unshare --cgroup (run by the child, once in its cgroup)")
 	}
 	if !has(kinds, User) {
 		return
@@ -232,7 +252,13 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 // *InitError if the child reported a set-up failure, and another error if
 // the child died without a word. Release never hangs on a dead child: the
 // child's death closes its end of the socket too.
-func (c *Child) Release(payload []byte) error {
+func (c *Child) Release(payload []byte) error { return c.ReleaseWith(payload, nil) }
+
+// ReleaseWith is Release with a hook: when the child reports Ready (set-up
+// done, about to exec), ready runs before the child gets its go-ahead. An
+// error from ready is returned, and the child gets no go-ahead: the
+// caller kills it.
+func (c *Child) ReleaseWith(payload []byte, ready func() error) error {
 	defer c.sock.Close()
 	if len(payload) > maxPayload {
 		return fmt.Errorf("releasing init: payload of %d bytes is over the %d limit", len(payload), maxPayload)
@@ -241,16 +267,29 @@ func (c *Child) Release(payload []byte) error {
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
-	answer, err := io.ReadAll(io.LimitReader(c.sock, maxPayload))
-	if err != nil {
-		return fmt.Errorf("reading the answer of init (PID %d): %w", c.Pid, err)
-	}
-	if len(answer) > 0 {
-		var ie InitError
-		if err := json.Unmarshal(answer, &ie); err != nil {
-			return fmt.Errorf("init (PID %d) sent a malformed error %q: %w", c.Pid, answer, err)
+	for {
+		msg, err := readFrame(c.sock)
+		if errors.Is(err, io.EOF) {
+			break // the socket closed: exec, or death
 		}
-		return &ie
+		if err != nil {
+			return fmt.Errorf("reading the answer of init (PID %d): %w", c.Pid, err)
+		}
+		var a answer
+		if err := json.Unmarshal(msg, &a); err != nil {
+			return fmt.Errorf("init (PID %d) sent a malformed answer %q: %w", c.Pid, msg, err)
+		}
+		if !a.Ready {
+			return &InitError{Message: a.Message, Code: a.Code}
+		}
+		if ready != nil {
+			if err := ready(); err != nil {
+				return err
+			}
+		}
+		if _, err := c.sock.Write([]byte{1}); err != nil {
+			return c.silentDeath("before its go-ahead", err)
+		}
 	}
 	if c.execed() {
 		return nil

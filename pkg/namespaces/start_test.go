@@ -54,6 +54,11 @@ func testInit() int {
 		return execOrFail(r, "/bin/true")
 	case "exec":
 		return execOrFail(r, "/bin/sh", "-c", string(payload))
+	case "ready-exec":
+		if err := r.Ready(); err != nil {
+			return 125 // the parent refused: no go-ahead
+		}
+		return execOrFail(r, "/bin/sh", "-c", string(payload))
 	case "sleep":
 		if err := unix.Sethostname(payload); err != nil {
 			r.Fail(125, os.NewSyscallError("sethostname", err))
@@ -217,7 +222,8 @@ func TestStartNewNamespaces(t *testing.T) {
 	if len(f.Interfaces) != 1 || f.Interfaces[0] != "lo" {
 		t.Errorf("interfaces inside = %q, want only lo, down", f.Interfaces)
 	}
-	want := "unshare --uts --pid --mount --ipc --net --cgroup --fork /proc/self/exe inspect"
+	exe, _ := os.Executable()
+	want := "unshare --uts --pid --mount --ipc --net --fork " + exe + " inspect" // no --cgroup: the child unshares it later
 	if len(rec.Steps) == 0 || rec.Steps[0].Shell != want || !strings.Contains(rec.Steps[0].Action, "clone(CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWNET)") {
 		t.Errorf("trace = %+v, want the clone flags and %q", rec.Steps, want)
 	}
@@ -287,6 +293,36 @@ func TestReleaseExec(t *testing.T) {
 		if status, err := c.Wait(); err != nil || status.ExitStatus() != code {
 			t.Errorf("Wait = %v, %v; want exit status %d", status.ExitStatus(), err, code)
 		}
+	}
+}
+
+// ReleaseWith runs its hook while the child waits, just before its exec,
+// and a hook's error stops the child from exec'ing at all.
+func TestReleaseWithReadyHook(t *testing.T) {
+	c := start(t, "ready-exec", Config{})
+	hooked := false
+	err := c.ReleaseWith([]byte("exit 5"), func() error {
+		// The child is still this binary, waiting: it has not exec'd yet.
+		if got := comm(c.Pid); got != c.comm {
+			t.Errorf("child already exec'd (%q) when the hook ran", got)
+		}
+		hooked = true
+		return nil
+	})
+	if err != nil || !hooked {
+		t.Fatalf("ReleaseWith = %v, hook ran: %v", err, hooked)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 5 {
+		t.Errorf("exit status %d, want 5 (the exec'd shell's)", status.ExitStatus())
+	}
+
+	c = start(t, "ready-exec", Config{})
+	refused := errors.New("limits could not be set")
+	if err := c.ReleaseWith([]byte("exit 5"), func() error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("ReleaseWith with a failing hook = %v, want %v", err, refused)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 125 {
+		t.Errorf("exit status %d, want 125: a refused child must not exec", status.ExitStatus())
 	}
 }
 
