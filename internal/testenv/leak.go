@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 )
 
 // Main is TestMain for a package with testscripts: it registers the
@@ -34,6 +35,10 @@ const leakGrace = 15 * time.Second
 
 // Run runs the tests, then fails the binary if it left anything behind.
 func (l leakChecked) Run() int {
+	// Orphans (a container whose engine a test killed) are reparented to
+	// the nearest subreaper: make that us, so that they show up among our
+	// children instead of vanishing under the host's PID 1.
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	before := TakeSnapshot()
 	code := l.m.Run()
 	leaks := before.Leaks(TakeSnapshot())

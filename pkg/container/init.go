@@ -59,7 +59,7 @@ func InitMain() int {
 		rep.Fail(125, fmt.Errorf("reading init spec: %w", err))
 		return 125
 	}
-	code, err := s.start()
+	code, err := s.start(rep)
 	rep.Fail(code, err)
 	return code
 }
@@ -67,7 +67,7 @@ func InitMain() int {
 // start is the init checklist, in the order that makes each step possible:
 // the root filesystem first (everything after reads the container's files),
 // then identity, then dropping privileges, then exec.
-func (s *initSpec) start() (int, error) {
+func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	t := trace.Discard
 	if s.TraceFD > 0 {
 		t = trace.New(os.NewFile(uintptr(s.TraceFD), "explain"))
@@ -85,6 +85,9 @@ func (s *initSpec) start() (int, error) {
 		return 125, os.NewSyscallError("sethostname", err)
 	}
 	t.Step("uts", fmt.Sprintf("sethostname(%q)", s.Hostname), "hostname "+s.Hostname)
+	if err := loopbackUp(t); err != nil {
+		return 125, err
+	}
 
 	user, err := privileges.LookupUser("/", s.User)
 	if err != nil {
@@ -111,8 +114,20 @@ func (s *initSpec) start() (int, error) {
 	if err != nil {
 		return 125, fmt.Errorf("dropping privileges: %w", err)
 	}
+	// The kernel clears the parent-death signal when the uid or gid
+	// changes: set it again, or a container run with -u would outlive a
+	// killed engine.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return 125, os.NewSyscallError("prctl PR_SET_PDEATHSIG", err)
+	}
+	t.Step("init", "prctl(PR_SET_PDEATHSIG, SIGKILL) again: a uid change cleared it", "")
 	// Only stdin, stdout and stderr may reach the user's program.
 	if err := privileges.MarkCloexecFrom(3); err != nil {
+		return 125, err
+	}
+	// Last word with the engine, which sets the limits a Go init could not
+	// live under (pids) while we wait.
+	if err := rep.Ready(); err != nil {
 		return 125, err
 	}
 	t.Step("exec", fmt.Sprintf("execve(%q, %q)", path, s.Args), "exec "+shellQuote(s.Args))
@@ -140,21 +155,33 @@ func enterWorkdir(dir string, t trace.Tracer) error {
 // errNotFound is the error for a command missing from the container.
 var errNotFound = errors.New("executable file not found in $PATH")
 
-// lookPath finds the command in the container's PATH, as execvp(3) would.
+// lookPath finds the command in the container's PATH as execvp(3) does: a
+// name with a slash is used as it is; otherwise the first executable match
+// wins, and a match that cannot be executed only counts when nothing else
+// matches (then it is "permission denied", 126, rather than 127).
 func lookPath(name, path string) (string, error) {
 	if strings.Contains(name, "/") {
-		return name, checkExecutable(name)
+		if err := checkExecutable(name); err != nil {
+			return "", fmt.Errorf("exec: %q: %w", name, err)
+		}
+		return name, nil
 	}
+	var denied error
 	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			dir = "."
 		}
 		p := filepath.Join(dir, name)
-		if err := checkExecutable(p); err == nil {
+		err := checkExecutable(p)
+		switch {
+		case err == nil:
 			return p, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("exec: %q: %w", name, err)
+		case !errors.Is(err, fs.ErrNotExist) && denied == nil:
+			denied = err
 		}
+	}
+	if denied != nil {
+		return "", fmt.Errorf("exec: %q: %w", name, denied)
 	}
 	return "", fmt.Errorf("exec: %q: %w", name, errNotFound)
 }
@@ -187,7 +214,7 @@ func containerEnv(user []string, hostname, home string) []string {
 	for _, e := range user {
 		env = setEnv(env, e)
 	}
-	if envValue(env, "HOME") == "" {
+	if !hasEnv(env, "HOME") {
 		if home == "" {
 			home = "/"
 		}
@@ -205,6 +232,15 @@ func setEnv(env []string, kv string) []string {
 		}
 	}
 	return append(env, kv)
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 func envValue(env []string, key string) string {
@@ -227,4 +263,28 @@ func shellQuote(args []string) string {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(quoted, " ")
+}
+
+// loopbackUp brings up "lo" in the container's new network namespace, as
+// docker does even with --network none: 127.0.0.1 must work. (The
+// networking stage adds eth0; this is all a container has until then.)
+func loopbackUp(t trace.Tracer) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCGIFFLAGS lo", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCSIFFLAGS lo", err)
+	}
+	t.Step("network", "ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "ip link set lo up")
+	return nil
 }

@@ -75,10 +75,33 @@ var Namespaces = []namespaces.Kind{
 	namespaces.Net, namespaces.Cgroup,
 }
 
+// CleanupError is a failure to remove something the container used, after
+// it ran: worth a warning, but it does not change the container's status.
+type CleanupError struct{ Err error }
+
+func (e *CleanupError) Error() string { return "cleaning up: " + e.Err.Error() }
+func (e *CleanupError) Unwrap() error { return e.Err }
+
+// undo is a stack of clean-up steps, run last in, first out.
+type undo []func() error
+
+func (u *undo) push(f func() error) { *u = append(*u, f) }
+
+func (u undo) run() error {
+	var errs []error
+	for i := len(u) - 1; i >= 0; i-- {
+		if err := u[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Run creates a container from o.Spec, runs it to completion and removes
 // everything it created. It returns nil when the process exits with 0, an
 // *ExitError for any other ending, and a *StartError or plain error when
-// the container could not start.
+// the container could not start. A failure to remove something afterwards
+// is joined in as a *CleanupError.
 func Run(ctx context.Context, o RunOptions) (err error) {
 	s := o.Spec
 	t := trace.Or(o.Tracer)
@@ -89,43 +112,58 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
+	// What an engine killed with SIGKILL left behind goes first.
+	if rerr := Reap(o.Root, o.RunRoot, t); rerr != nil {
+		err = &CleanupError{Err: rerr}
+	}
 	id := newID()
 	if s.Hostname == "" {
 		s.Hostname = ShortID(id)
 	}
 
+	var cleanup undo
+	defer func() {
+		if cerr := cleanup.run(); cerr != nil {
+			err = errors.Join(err, &CleanupError{Err: cerr})
+		}
+	}()
 	stateDir := filepath.Join(o.RunRoot, "containers", id)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return &StartError{Code: 125, Err: fmt.Errorf("creating container state: %w", err)}
 	}
-	defer func() { err = errors.Join(err, os.RemoveAll(stateDir)) }()
+	cleanup.push(func() error { return os.RemoveAll(stateDir) })
 
 	if len(s.Layers) > 0 {
 		snap, err := prepareSnapshot(s.Layers, filepath.Join(o.Root, "containers", id), t)
 		if err != nil {
 			return &StartError{Code: 125, Err: err}
 		}
+		cleanup.push(snap.Remove)
 		if snap.Kind == layer.KindCopy && o.Stderr != nil {
 			// Slower and bigger than an overlay: the user should know why.
 			_, reason := layer.Snapshotter(filepath.Dir(snap.Rootfs))
 			fmt.Fprintf(o.Stderr, "minictr: warning: %s: using copies of the image's layers\n", reason)
 		}
-		defer func() { err = errors.Join(err, snap.Remove()) }()
 		s.Rootfs = snap.Rootfs
 		if err := s.validateWorkdir(); err != nil {
 			return &StartError{Code: 125, Err: err}
 		}
 	}
 
-	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + id, Resources: s.Resources, Tracer: t})
+	// The pids limit waits until the init is ready to exec: a Go init needs
+	// a few threads while it sets up, and a limit below that would kill it.
+	limits := s.Resources
+	limits.PidsLimit = 0
+	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + id, Resources: limits, Tracer: t})
 	if err != nil {
 		return &StartError{Code: 125, Err: fmt.Errorf("creating cgroup: %w", err)}
 	}
-	defer func() {
-		if derr := cg.Destroy(); derr != nil {
-			err = errors.Join(err, fmt.Errorf("removing cgroup: %w", derr))
+	cleanup.push(func() error {
+		if err := cg.Destroy(); err != nil {
+			return fmt.Errorf("removing cgroup: %w", err)
 		}
-	}()
+		return nil
+	})
 
 	spec := initSpec{
 		Rootfs:          s.Rootfs,
@@ -139,14 +177,17 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		Capabilities:    caps,
 		NoNewPrivileges: s.NoNewPrivileges,
 	}
+	term := foregroundTerminal(o.Stdin)
 	cfg := namespaces.Config{
-		Args:       []string{"minictr", initArg},
-		Env:        []string{"PATH=" + DefaultPath, initEnv},
-		Namespaces: Namespaces,
-		Stdin:      o.Stdin,
-		Stdout:     o.Stdout,
-		Stderr:     o.Stderr,
-		Tracer:     t,
+		Args:            []string{"minictr", initArg},
+		Env:             []string{"PATH=" + DefaultPath, initEnv},
+		Namespaces:      Namespaces,
+		Stdin:           o.Stdin,
+		Stdout:          o.Stdout,
+		Stderr:          o.Stderr,
+		Tracer:          t,
+		NewProcessGroup: true,
+		Foreground:      term != nil,
 	}
 	if o.TraceFile != nil {
 		cfg.ExtraFiles = []*os.File{o.TraceFile}
@@ -161,20 +202,25 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return &StartError{Code: 125, Err: fmt.Errorf("starting container init: %w", err)}
 	}
+	if term != nil {
+		cleanup.push(func() error { return takeTerminalBack(term) })
+	}
 	started := false
-	defer func() {
+	cleanup.push(func() error {
 		if !started {
 			_ = child.Signal(syscall.SIGKILL)
 			_, _ = child.Wait()
 		}
-	}()
+		return nil
+	})
 
 	// Into the cgroup before it runs a single instruction of the user's
 	// program: the limits hold from the first byte.
 	if err := cg.Add(child.Pid); err != nil {
 		return &StartError{Code: 125, Err: fmt.Errorf("joining cgroup: %w", err)}
 	}
-	if err := writeState(stateDir, state{ID: id, Pid: child.Pid, Image: s.Image, Rootfs: s.Rootfs, Cgroups: cg.Paths(), Created: time.Now()}); err != nil {
+	st := state{ID: id, Pid: child.Pid, PidStart: startTime(child.Pid), Image: s.Image, Rootfs: s.Rootfs, Cgroups: cg.Paths(), Created: time.Now()}
+	if err := writeState(stateDir, st); err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
 	payload, err := json.Marshal(spec)
@@ -184,26 +230,80 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	t.Step("engine", fmt.Sprintf("container %s is PID %d on the host; its state is in %s", ShortID(id), child.Pid, filepath.Join(stateDir, "state.json")),
 		"cat "+filepath.Join(stateDir, "state.json"))
 	t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
-	if err := child.Release(payload); err != nil {
-		var ie *namespaces.InitError
-		if errors.As(err, &ie) {
-			return &StartError{Code: ie.Code, Err: errors.New(ie.Message)}
+	lastLimits := func() error {
+		if s.Resources.PidsLimit == 0 {
+			return nil
 		}
-		return &StartError{Code: 125, Err: fmt.Errorf("starting container: %w", err)}
+		if err := cg.Set(cgroups.Resources{PidsLimit: s.Resources.PidsLimit}); err != nil {
+			return &StartError{Code: 125, Err: fmt.Errorf("setting the pids limit: %w", err)}
+		}
+		return nil
+	}
+	if err := releaseInterruptible(child, payload, lastLimits, o.Signals); err != nil {
+		return err
 	}
 	started = true
 
-	status, err := waitForwarding(ctx, child, o.Signals)
-	if err != nil {
-		return fmt.Errorf("waiting for container: %w", err)
+	status, werr := waitForwarding(ctx, child, o.Signals)
+	if werr != nil {
+		return errors.Join(err, fmt.Errorf("waiting for container: %w", werr))
 	}
-	err = exitError(status, cg, s.Resources.Memory)
+	exit := exitError(status, cg, s.Resources.Memory)
 	end := "exited with status 0"
-	if err != nil {
-		end = err.Error()
+	if exit != nil {
+		end = strings.TrimPrefix(exit.Error(), "container ")
 	}
-	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", ShortID(id), strings.TrimPrefix(end, "container ")), "")
-	return err
+	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", ShortID(id), end), "")
+	if exit == nil { // a nil *ExitError is not a nil error
+		return err
+	}
+	return errors.Join(err, exit)
+}
+
+// releaseInterruptible releases the init and waits for its exec. An INT,
+// TERM, HUP or QUIT that arrives meanwhile stops the start: the init is
+// killed and the signal becomes the exit status (128+N), as for a container
+// killed by it, instead of waiting in a buffer for a container that the
+// user no longer wants.
+func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() error, sigs <-chan os.Signal) error {
+	done := make(chan struct{})
+	interrupted := make(chan syscall.Signal, 1)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-sigs:
+				if sig == syscall.SIGWINCH || sig == syscall.SIGUSR1 || sig == syscall.SIGUSR2 {
+					continue // nothing to interrupt for
+				}
+				if s, ok := sig.(syscall.Signal); ok {
+					interrupted <- s
+				}
+				_ = child.Signal(syscall.SIGKILL)
+				return
+			}
+		}
+	}()
+	err := child.ReleaseWith(payload, ready)
+	close(done)
+	select {
+	case sig := <-interrupted:
+		return &StartError{Code: 128 + int(sig), Err: fmt.Errorf("interrupted by %v while starting the container", sig)}
+	default:
+	}
+	if err == nil {
+		return nil
+	}
+	var ie *namespaces.InitError
+	var se *StartError
+	switch {
+	case errors.As(err, &ie):
+		return &StartError{Code: ie.Code, Err: errors.New(ie.Message)}
+	case errors.As(err, &se):
+		return se
+	}
+	return &StartError{Code: 125, Err: fmt.Errorf("starting container: %w", err)}
 }
 
 // waitForwarding waits for the child, passing on the signals minictr gets
@@ -234,7 +334,7 @@ func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os
 // exitError turns a wait status into nil or an *ExitError. Like docker's
 // OOMKilled, an OOM kill of any process in the container's cgroup counts:
 // often the victim is a child and PID 1 only passes its status on.
-func exitError(ws syscall.WaitStatus, cg cgroups.Cgroup, memLimit int64) error {
+func exitError(ws syscall.WaitStatus, cg cgroups.Cgroup, memLimit int64) *ExitError {
 	var e ExitError
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:

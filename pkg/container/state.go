@@ -5,19 +5,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // state is what a running container leaves in its state directory, so that
 // an instructor (and later `minictr ps`) can see it: cat state.json.
 type state struct {
-	ID      string    `json:"id"`
-	Pid     int       `json:"pid"`
-	Image   string    `json:"image,omitempty"`
-	Rootfs  string    `json:"rootfs"`
-	Cgroups []string  `json:"cgroups"`
-	Created time.Time `json:"created"`
+	ID  string `json:"id"`
+	Pid int    `json:"pid"`
+	// PidStart is the process's start time (field 22 of /proc/PID/stat):
+	// with Pid, it names the process even after its PID is reused.
+	PidStart uint64    `json:"pidStart"`
+	Image    string    `json:"image,omitempty"`
+	Rootfs   string    `json:"rootfs"`
+	Cgroups  []string  `json:"cgroups"`
+	Created  time.Time `json:"created"`
 }
 
 // writeState writes state.json atomically: a reader sees the old file or
@@ -61,14 +65,37 @@ func UsesImage(runRoot, imageID string) bool {
 			continue
 		}
 		var s state
-		if json.Unmarshal(data, &s) == nil && s.Image == imageID && alive(s.Pid) {
+		if json.Unmarshal(data, &s) == nil && s.Image == imageID && s.alive() {
 			return true
 		}
 	}
 	return false
 }
 
-// alive reports whether a process exists, with the null signal of kill(2).
-func alive(pid int) bool {
-	return pid > 0 && syscall.Kill(pid, 0) == nil
+// alive reports whether the container's process still runs: the PID
+// exists, is no zombie, and started when the state file says (so a PID the
+// kernel has since given to another process does not count).
+func (s state) alive() bool {
+	return s.Pid > 0 && s.PidStart != 0 && startTime(s.Pid) == s.PidStart
+}
+
+// startTime reads a live process's start time, in clock ticks since boot,
+// from /proc/PID/stat (proc(5)); 0 when it is gone or a zombie.
+func startTime(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name sits in parentheses and may hold anything: parse
+	// from the last ')'. Fields after it start at field 3 (state).
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 || fields[0] == "Z" {
+		return 0
+	}
+	start, _ := strconv.ParseUint(fields[19], 10, 64)
+	return start
 }

@@ -100,23 +100,55 @@ func (e usageError) Unwrap() error { return e.err }
 // exitCoder is implemented by errors that know which exit status they mean.
 type exitCoder interface{ ExitCode() int }
 
-// exitCode prints err once and maps it to an exit status.
+// exitCode prints err once and maps it to an exit status. A joined error
+// is taken apart: clean-up failures become warnings that leave the status
+// alone, the container's own ending gives the status, and any other
+// failure is printed and decides it.
 func exitCode(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
 	var exit *container.ExitError
-	if errors.As(err, &exit) {
-		// The container ran: its status is ours. Only an OOM kill deserves a word.
-		if exit.OOMKilled {
-			fmt.Fprintf(stderr, "minictr: %v\n", exit)
+	var failures []error
+	for _, e := range leaves(err) {
+		var cleanup *container.CleanupError
+		switch {
+		case errors.As(e, &cleanup):
+			fmt.Fprintf(stderr, "minictr: warning: %v\n", e)
+		case errors.As(e, &exit):
+		default:
+			failures = append(failures, e)
 		}
-		return exit.Code
 	}
-	fmt.Fprintf(stderr, "minictr: %v\n", err)
-	var coder exitCoder
-	if errors.As(err, &coder) {
-		return coder.ExitCode()
+	if len(failures) > 0 {
+		for _, f := range failures {
+			fmt.Fprintf(stderr, "minictr: %v\n", f)
+		}
+		var coder exitCoder
+		if errors.As(failures[0], &coder) {
+			return coder.ExitCode()
+		}
+		return exitEngine
 	}
-	return exitEngine
+	if exit == nil {
+		return 0 // only warnings
+	}
+	// The container ran: its status is ours. Only an OOM kill deserves a word.
+	if exit.OOMKilled {
+		fmt.Fprintf(stderr, "minictr: %v\n", exit)
+	}
+	return exit.Code
+}
+
+// leaves flattens errors.Join trees into their members.
+func leaves(err error) []error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range joined.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
 }

@@ -1,0 +1,81 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/image/layer"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// startGrace is how long a state directory without a state file may be
+// young: a Run creates the directory a moment before it writes the file.
+const startGrace = time.Minute
+
+// Reap removes what containers of an engine that was killed (kill -9, a
+// crash, a reboot) left behind: their cgroups, snapshots and state
+// directories. A container counts as dead when the process in its state
+// file is gone. Run calls it first, so leftovers never pile up.
+func Reap(root, runRoot string, t trace.Tracer) error {
+	t = trace.Or(t)
+	entries, err := os.ReadDir(filepath.Join(runRoot, "containers"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		id := e.Name()
+		if !stale(filepath.Join(runRoot, "containers", id)) {
+			continue
+		}
+		t.Step("engine", fmt.Sprintf("container %s was left by an engine that died: reclaiming it", ShortID(id)), "")
+		if err := reap(root, runRoot, id, t); err != nil {
+			errs = append(errs, fmt.Errorf("reclaiming container %s: %w", ShortID(id), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stale reports whether a container's state directory belongs to nobody.
+func stale(dir string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		fi, err := os.Stat(dir)
+		return err == nil && time.Since(fi.ModTime()) > startGrace
+	}
+	var s state
+	if err != nil || json.Unmarshal(data, &s) != nil {
+		return false // unreadable: leave it to a person
+	}
+	return !s.alive()
+}
+
+func reap(root, runRoot, id string, t trace.Tracer) error {
+	var errs []error
+	cg, err := cgroups.Load("minictr-"+id, t)
+	switch {
+	case err == nil:
+		errs = append(errs, cg.Destroy())
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
+	}
+	if snapDir := filepath.Join(root, "containers", id); exists(snapDir) {
+		errs = append(errs, layer.Load(snapDir, t).Remove())
+	}
+	errs = append(errs, os.RemoveAll(filepath.Join(runRoot, "containers", id)))
+	return errors.Join(errs...)
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
