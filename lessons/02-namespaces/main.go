@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -131,20 +130,12 @@ func parent(o options) (int, error) {
 
 // mapIDs asks Go's fork/exec to write /proc/PID/uid_map and gid_map.
 func mapIDs(attr *syscall.SysProcAttr, spec string) error {
-	parts := strings.Split(spec, ":")
-	if len(parts) != 3 {
-		return fmt.Errorf("-map %q: want INSIDE:OUTSIDE:COUNT", spec)
+	var m syscall.SysProcIDMap
+	if _, err := fmt.Sscanf(spec, "%d:%d:%d", &m.ContainerID, &m.HostID, &m.Size); err != nil {
+		return fmt.Errorf("-map %q: want INSIDE:OUTSIDE:COUNT: %w", spec, err)
 	}
-	var n [3]int
-	for i, p := range parts {
-		v, err := strconv.Atoi(p)
-		if err != nil {
-			return fmt.Errorf("-map %q: %w", spec, err)
-		}
-		n[i] = v
-	}
-	m := []syscall.SysProcIDMap{{ContainerID: n[0], HostID: n[1], Size: n[2]}}
-	attr.UidMappings, attr.GidMappings = m, m
+	attr.UidMappings = []syscall.SysProcIDMap{m}
+	attr.GidMappings = attr.UidMappings
 	attr.GidMappingsEnableSetgroups = false // write "deny" to /proc/PID/setgroups first
 	// Become root inside before exec; the host's uid 0 is not mapped in
 	// here, and execve would drop all our capabilities.

@@ -15,8 +15,11 @@
 // (mount_namespaces(7)) created with clone(2) or unshare(2) CLONE_NEWNS.
 //
 // Everything else is mount(2) and umount2(2): bind mounts, proc(5), sysfs(5),
-// tmpfs(5), devpts, mqueue (mq_overview(7)), and remounts that make a mount
-// read-only. Device nodes are made with mknod(2), links with symlink(2).
+// tmpfs(5), devpts, mqueue (mq_overview(7)), the cgroup filesystems
+// (cgroups(7)) read-only at /sys/fs/cgroup, and remounts that make a mount
+// read-only. In a cgroup namespace (cgroup_namespaces(7)) a fresh cgroup
+// mount shows the container's own cgroup as its root, so the container reads
+// its limits (memory.max, memory.limit_in_bytes) where a runtime looks. Device nodes are made with mknod(2), links with symlink(2).
 //
 // # Host side effects
 //

@@ -24,7 +24,7 @@ type Mount struct {
 type Config struct {
 	Rootfs        string
 	ReadOnly      bool     // remount "/" read-only at the end
-	Privileged    bool     // no masked or read-only paths, /sys read-write
+	Privileged    bool     // no masked or read-only paths, /sys read-write (cgroups stay read-only)
 	MaskedPaths   []string // nil means DefaultMaskedPaths
 	ReadonlyPaths []string // nil means DefaultReadonlyPaths
 	Mounts        []Mount
@@ -74,7 +74,8 @@ type setup struct {
 //
 //  1. make every mount private, so nothing we do propagates to the host
 //  2. bind-mount the rootfs onto itself (pivot_root needs a mount point)
-//  3. mount /proc, /sys, /dev and its children, and cfg.Mounts
+//  3. mount /proc, /sys, the cgroups (read-only), /dev and its children,
+//     and cfg.Mounts
 //  4. pivot_root into the rootfs and detach the host's root
 //  5. mask and make read-only the dangerous /proc and /sys paths
 //  6. with ReadOnly, remount "/" read-only
@@ -93,6 +94,7 @@ func Setup(cfg Config) error {
 		{"bind-mounting the rootfs", s.bindRootfs},
 		{"mounting /proc", s.mountProc},
 		{"mounting /sys", s.mountSys},
+		{"mounting /sys/fs/cgroup", s.mountCgroups},
 		{"setting up /dev", s.mountDev},
 		{"mounting volumes", s.mountExtra},
 		{"pivoting root", func() error { return PivotRoot(s.root, s.t) }},

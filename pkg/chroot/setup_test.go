@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +34,14 @@ type insideConfig struct {
 	ReadOnly   bool
 	Privileged bool
 	Mounts     []Mount
+
+	CgroupMode  string   // the host's: "v1" or "v2" (testenv.CgroupMode)
+	CgroupNames []string // the host's /sys/fs/cgroup entries (v1)
+	// With CgroupNS the child waits for a line on stdin (the test moves it
+	// into its cgroup meanwhile), then unshares a cgroup namespace, as the
+	// engine's init does, before Setup. CgroupFile must then read CgroupLimit.
+	CgroupNS                bool
+	CgroupFile, CgroupLimit string
 }
 
 // inside runs as PID 1 of new mount and PID namespaces: it calls Setup,
@@ -44,6 +54,19 @@ func inside() int {
 		fmt.Println("FAIL config:", err)
 		return 1
 	}
+	stdin := bufio.NewReader(os.Stdin)
+	if cfg.CgroupNS {
+		if _, err := stdin.ReadString('\n'); err != nil {
+			fmt.Println("FAIL waiting to be moved into the cgroup:", err)
+			return 1
+		}
+		// A namespace belongs to a thread: Setup must mount from this one.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			fmt.Println("FAIL unshare(CLONE_NEWCGROUP):", err)
+			return 1
+		}
+	}
 	err := Setup(Config{Rootfs: cfg.Rootfs, ReadOnly: cfg.ReadOnly, Privileged: cfg.Privileged,
 		Mounts: cfg.Mounts, Tracer: trace.New(os.Stderr)})
 	if err != nil {
@@ -51,7 +74,7 @@ func inside() int {
 		return 1
 	}
 	fmt.Println("ready")
-	_, _ = io.ReadAll(os.Stdin) // until the test closes our stdin
+	_, _ = io.ReadAll(stdin) // until the test closes our stdin
 	for _, c := range checks(cfg) {
 		if err := c.fn(); err != nil {
 			fmt.Printf("FAIL %s: %v\n", c.name, err)
@@ -141,6 +164,17 @@ func checks(cfg insideConfig) []check {
 		{"dev-pts", checkPts},
 		{"dev-shm", func() error { return os.WriteFile("/dev/shm/x", []byte("x"), 0o600) }},
 		{"dev-mqueue", func() error { return isFS("/dev/mqueue", mqueueMagic) }},
+		{"cgroup-layout", func() error { return cgroupLayout(cfg) }},
+		{"cgroup-ro", cgroupReadOnly},
+	}
+	if cfg.CgroupNS {
+		cs = append(cs, check{"cgroup-limit", func() error {
+			data, err := os.ReadFile(cfg.CgroupFile)
+			if got := strings.TrimSpace(string(data)); got != cfg.CgroupLimit {
+				return fmt.Errorf("%s = %q (%v), want %q", cfg.CgroupFile, got, err, cfg.CgroupLimit)
+			}
+			return nil
+		}})
 	}
 	if cfg.Privileged {
 		return append(cs,
@@ -223,6 +257,46 @@ func checks(cfg insideConfig) []check {
 	return cs
 }
 
+// cgroupLayout checks that /sys/fs/cgroup looks like the host's: one
+// cgroup2 mount (v2), or the host's directory names with cgroup mounts (v1).
+func cgroupLayout(cfg insideConfig) error {
+	if cfg.CgroupMode == "v2" {
+		return isFS("/sys/fs/cgroup", unix.CGROUP2_SUPER_MAGIC)
+	}
+	entries, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, cfg.CgroupNames) {
+		return fmt.Errorf("/sys/fs/cgroup holds %v, the host's %v", names, cfg.CgroupNames)
+	}
+	return isFS("/sys/fs/cgroup/memory", unix.CGROUP_SUPER_MAGIC)
+}
+
+// cgroupReadOnly checks that the container can neither create a cgroup nor
+// move a process: both fail with EROFS, before the cgroup code is asked.
+func cgroupReadOnly() error {
+	dir := "/sys/fs/cgroup"
+	if _, err := os.Stat(dir + "/memory"); err == nil {
+		dir += "/memory" // v1
+	}
+	if err := os.Mkdir(dir+"/minictr-x", 0o755); !errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("mkdir in %s: %v, want EROFS", dir, err)
+	}
+	f, err := os.OpenFile(dir+"/cgroup.procs", os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+	}
+	if !errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("open %s/cgroup.procs for write: %v, want EROFS", dir, err)
+	}
+	return nil
+}
+
 func readInto(path string, buf []byte) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -291,8 +365,21 @@ func checkPts() error {
 // runInside re-executes the test binary as "chroot-inside" in new
 // namespaces and returns its check results. It fails the test if the host's
 // mount table changes while the child runs or after it exits.
-func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr) (results map[string]string, stderr string) {
+//
+// With cfg.CgroupNS, moveIn is called with the child's PID before the child
+// is told to go on.
+func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn func(pid int)) (results map[string]string, stderr string) {
 	t.Helper()
+	cfg.CgroupMode = testenv.CgroupMode()
+	if cfg.CgroupMode == "v1" {
+		entries, err := os.ReadDir("/sys/fs/cgroup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			cfg.CgroupNames = append(cfg.CgroupNames, e.Name())
+		}
+	}
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -314,6 +401,12 @@ func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr) (resul
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if cfg.CgroupNS {
+		moveIn(cmd.Process.Pid)
+		if _, err := io.WriteString(stdin, "go\n"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := bufio.NewScanner(stdout)
 	if !out.Scan() || out.Text() != "ready" {
@@ -383,11 +476,11 @@ var newNS = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE
 func TestSetup(t *testing.T) {
 	testenv.SkipIfNotRoot(t)
 	rootfs := busyboxRootfs(t)
-	results, stderr := runInside(t, insideConfig{Rootfs: rootfs}, newNS)
+	results, stderr := runInside(t, insideConfig{Rootfs: rootfs}, newNS, nil)
 	t.Logf("trace (the --explain view):\n%s", stderr)
 	wantChecks(t, results, "pid1", "rootfs-only", "old-root-gone", "dev-null", "dev-zero", "dev-full",
 		"dev-urandom", "dev-links", "dev-pts", "dev-shm", "dev-mqueue", "masked-files-null",
-		"masked-dirs-empty", "proc-sys-ro", "sys-ro", "root-rw")
+		"masked-dirs-empty", "proc-sys-ro", "sys-ro", "root-rw", "cgroup-layout", "cgroup-ro")
 	// The rootfs itself gained no mounts and no /dev nodes on the host side.
 	if entries, _ := os.ReadDir(filepath.Join(rootfs, "dev")); len(entries) != 0 {
 		t.Errorf("host sees %d entries in rootfs/dev", len(entries))
@@ -408,7 +501,7 @@ func TestSetupReadOnlyWithVolume(t *testing.T) {
 	}
 	cfg := insideConfig{Rootfs: rootfs, ReadOnly: true,
 		Mounts: []Mount{{Source: vol, Target: "/data", Flags: unix.MS_BIND | unix.MS_RDONLY}}}
-	results, _ := runInside(t, cfg, newNS)
+	results, _ := runInside(t, cfg, newNS, nil)
 	wantChecks(t, results, "root-ro", "volume", "masked-files-null", "proc-sys-ro")
 	if _, err := os.Stat(filepath.Join(rootfs, "etc/hello")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the volume was not mounted on the symlink's target inside the rootfs")
@@ -417,8 +510,8 @@ func TestSetupReadOnlyWithVolume(t *testing.T) {
 
 func TestSetupPrivileged(t *testing.T) {
 	testenv.SkipIfNotRoot(t)
-	results, _ := runInside(t, insideConfig{Rootfs: busyboxRootfs(t), Privileged: true}, newNS)
-	wantChecks(t, results, "pid1", "sys-rw", "timer-list-unmasked", "dev-null")
+	results, _ := runInside(t, insideConfig{Rootfs: busyboxRootfs(t), Privileged: true}, newNS, nil)
+	wantChecks(t, results, "pid1", "sys-rw", "timer-list-unmasked", "dev-null", "cgroup-layout", "cgroup-ro")
 }
 
 // TestSetupUserNamespace runs Setup where the kernel refuses mknod and a new
@@ -434,13 +527,59 @@ func TestSetupUserNamespace(t *testing.T) {
 		GidMappingsEnableSetgroups: true,
 		Pdeathsig:                  syscall.SIGKILL,
 	}
-	results, stderr := runInside(t, insideConfig{Rootfs: busyboxRootfs(t)}, attr)
+	results, stderr := runInside(t, insideConfig{Rootfs: busyboxRootfs(t)}, attr, nil)
 	t.Logf("trace:\n%s", stderr)
-	wantChecks(t, results, "pid1", "dev-null", "dev-zero", "dev-pts", "masked-files-null", "proc-sys-ro", "sys-ro")
-	for _, want := range []string{"bind-mount the host's node", "sysfs refused"} {
+	wantChecks(t, results, "pid1", "dev-null", "dev-zero", "dev-pts", "masked-files-null", "proc-sys-ro", "sys-ro", "cgroup-ro")
+	for _, want := range []string{"bind-mount the host's node", "sysfs refused", "mount refused (EPERM, user namespace without a cgroup namespace)"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("trace lacks %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// TestSetupCgroupNamespace runs Setup the way the engine's init does: in a
+// cgroup with a memory limit and in a cgroup namespace of its own. The
+// container must read its own limit at the usual place, read-only.
+func TestSetupCgroupNamespace(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	const limit = "67108864" // 64 MiB
+	var dir, limitFile, inside string
+	switch testenv.CgroupMode() {
+	case "v1":
+		dir = "/sys/fs/cgroup/memory/minictr-chroot-" + testenv.UniqueID()
+		limitFile, inside = "memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+	case "v2":
+		dir = "/sys/fs/cgroup/minictr-chroot-" + testenv.UniqueID()
+		limitFile, inside = "memory.max", "/sys/fs/cgroup/memory.max"
+	default:
+		t.Skip("the host mounts no cgroup filesystem")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, limitFile), []byte(limit), 0); err != nil {
+		t.Fatal(err) // on v2: is the memory controller enabled in the root's cgroup.subtree_control?
+	}
+	moveIn := func(pid int) {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := insideConfig{Rootfs: busyboxRootfs(t), CgroupNS: true, CgroupFile: inside, CgroupLimit: limit}
+	results, stderr := runInside(t, cfg, newNS, moveIn)
+	wantChecks(t, results, "cgroup-limit", "cgroup-layout", "cgroup-ro", "pid1")
+	// The trace shows each cgroup mount as the command that makes it.
+	want := "mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 " + cfg.Rootfs + "/sys/fs/cgroup"
+	if testenv.CgroupMode() == "v1" {
+		want = "mount -t cgroup -o ro,nosuid,nodev,noexec,memory cgroup " + cfg.Rootfs + "/sys/fs/cgroup/memory"
+	}
+	if !strings.Contains(stderr, want) {
+		t.Errorf("trace lacks %q:\n%s", want, stderr)
 	}
 }
 
