@@ -42,9 +42,9 @@ type Cgroup interface {
 
 // Stats is what the kernel counted for a cgroup. A limit of 0 means none.
 type Stats struct {
-	MemoryUsage, MemoryPeak, MemoryLimit uint64 // bytes
-	CPUUsage                             time.Duration
-	NrPeriods, NrThrottled               uint64 // CFS periods, and those in which the group was stopped
+	MemoryUsage, MemoryPeak, MemoryLimit uint64        // bytes
+	CPUUsage                             time.Duration // 0 on a v1 host that does not mount cpuacct
+	NrPeriods, NrThrottled               uint64        // CFS periods, and those in which the group was stopped
 	ThrottledTime                        time.Duration
 	Pids, PidsLimit                      uint64
 	OOMKills                             uint64 // processes the OOM killer killed in this group
@@ -102,8 +102,10 @@ func Load(name string, t trace.Tracer) (Cgroup, error) {
 	return cg, nil
 }
 
-// Detect returns 1 for v1 and hybrid hosts (the controllers are in v1
-// hierarchies) and 2 for a pure v2 host.
+// Detect returns the cgroup version New would use on this host: 1 when
+// memory, cpu and pids are in v1 hierarchies (v1 and hybrid hosts), 2 when
+// they are in the unified v2 hierarchy (pure v2 hosts, also with a stray v1
+// hierarchy such as a VPN client's net_cls).
 func Detect() (int, error) {
 	m, err := readMounts()
 	if err != nil {
@@ -125,6 +127,12 @@ func open(name string, t trace.Tracer) (driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.driver(name, t)
+}
+
+// driver places the cgroup name in the hierarchies version chose, the
+// same choice Detect reports.
+func (m mounts) driver(name string, t trace.Tracer) (driver, error) {
 	v, err := m.version()
 	if err != nil {
 		return nil, err

@@ -39,9 +39,13 @@
 //	/sys/fs/cgroup/minictr-x/cpu.weight          100       (from --cpu-shares)
 //	/sys/fs/cgroup/minictr-x/pids.max            100
 //
-// A "hybrid" host mounts the v1 controllers and an (almost empty) v2
-// hierarchy side by side; the controllers live in v1 there, so this package
-// uses its v1 driver. [Detect] tells which driver a host gets.
+// A controller is bound to one hierarchy at a time, so the driver follows
+// where memory, cpu and pids are: a "hybrid" host mounts them in v1 next to
+// an (almost empty) v2 hierarchy and gets the v1 driver; a pure v2 host
+// gets the v2 driver even when some program mounts a stray v1 hierarchy
+// (VPN clients such as Mullvad mount net_cls for split tunnelling). cpuacct
+// is joined where it is mounted, for CPU usage. [Detect] tells which driver
+// a host gets.
 //
 // # Docker's numbers
 //
@@ -53,11 +57,11 @@
 // # Side effects on the host
 //
 // [New] creates one directory named after the container directly under each
-// hierarchy's root (four on v1: memory, cpu, cpuacct, pids; one on v2) and,
-// on v2, may add "+memory +cpu +pids" to the root's cgroup.subtree_control
-// (left enabled: other cgroups share it). [Cgroup.Destroy] kills whatever is
-// still running in the group and removes the directories; nothing else
-// removes them, so callers must destroy what they create. Every mkdir, write,
-// kill and rmdir is reported to the trace.Tracer with the shell command
-// that does the same by hand.
+// hierarchy's root (on v1 memory, cpu, pids and, where mounted, cpuacct; one
+// on v2) and, on v2, may add "+memory +cpu +pids" to the root's
+// cgroup.subtree_control (left enabled: other cgroups share it).
+// [Cgroup.Destroy] kills whatever is still running in the group and removes
+// the directories; nothing else removes them, so callers must destroy what
+// they create. Every mkdir, write, kill and rmdir is reported to the
+// trace.Tracer with the shell command that does the same by hand.
 package cgroups

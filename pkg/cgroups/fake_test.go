@@ -275,3 +275,41 @@ func TestFakeV1(t *testing.T) {
 		t.Errorf("swap off: steps %+v", rec.Steps)
 	}
 }
+
+// TestFakeV1WithoutCpuacct: a v1 host that does not mount cpuacct still
+// gets its limits; Stats reports the rest and no CPU usage.
+func TestFakeV1WithoutCpuacct(t *testing.T) {
+	base := t.TempDir()
+	mounts := map[string]string{}
+	for _, c := range []string{"memory", "cpu", "pids"} {
+		mounts[c] = filepath.Join(base, c)
+		if err := os.Mkdir(mounts[c], 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := newV1(mounts, "minictr-fake", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.create(); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Paths()) != 3 {
+		t.Errorf("Paths() = %q, want memory, cpu and pids only", g.Paths())
+	}
+	writeFiles(t, g.dirs["memory"], map[string]string{
+		"memory.limit_in_bytes": "33554432\n", "memory.usage_in_bytes": "4096\n",
+		"memory.max_usage_in_bytes": "8192\n", "memory.oom_control": "oom_kill 0\n",
+	})
+	writeFiles(t, g.dirs["cpu"], map[string]string{"cpu.stat": "nr_periods 4\nnr_throttled 2\nthrottled_time 5000000\n"})
+	writeFiles(t, g.dirs["pids"], map[string]string{"pids.max": "max\n", "pids.current": "1\n"})
+	s, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{MemoryUsage: 4096, MemoryPeak: 8192, MemoryLimit: 32 << 20,
+		NrPeriods: 4, NrThrottled: 2, ThrottledTime: 5 * time.Millisecond, Pids: 1}
+	if s != want {
+		t.Errorf("Stats() = %+v\nwant      %+v", s, want)
+	}
+}

@@ -66,14 +66,38 @@ func parseMountinfo(r io.Reader) (mounts, error) {
 	return m, sc.Err()
 }
 
-// version says which driver the host needs: 1 as soon as any v1 hierarchy
-// holds a controller (v1 or hybrid), else 2 when a v2 hierarchy is mounted.
+// required are the controllers a container's limits need. cpuacct only
+// adds CPU usage to Stats, so the v1 driver joins it where it is mounted
+// and does without it elsewhere.
+var required = []string{"memory", "cpu", "pids"}
+
+// version says which driver the host needs. The kernel binds each
+// controller to one hierarchy at a time: a controller mounted in a v1
+// hierarchy is missing from v2's cgroup.controllers. So the question is
+// where memory, cpu and pids are, not whether some v1 hierarchy exists:
+//
+//   - all three in v1 hierarchies: v1 (a hybrid host's v2 mount beside them
+//     holds none of them);
+//   - none of them in v1 and a v2 mount: v2. A stray v1 hierarchy, such as
+//     the net_cls one VPN clients mount for split tunnelling, does not count;
+//   - some in v1 and some not: no driver can set every limit.
 func (m mounts) version() (int, error) {
+	var inV1, notInV1 []string
+	for _, c := range required {
+		if m.controllers[c] != "" {
+			inV1 = append(inV1, c)
+		} else {
+			notInV1 = append(notInV1, c)
+		}
+	}
 	switch {
-	case len(m.controllers) > 0:
+	case len(notInV1) == 0:
 		return 1, nil
-	case m.unified != "":
+	case len(inV1) == 0 && m.unified != "":
 		return 2, nil
+	case len(inV1) > 0:
+		return 0, fmt.Errorf("%w: v1 hierarchies hold %s but not %s (a container needs %s in one cgroup version)",
+			ErrControllerMissing, strings.Join(inV1, ", "), strings.Join(notInV1, ", "), strings.Join(required, ", "))
 	}
 	return 0, ErrNoCgroups
 }

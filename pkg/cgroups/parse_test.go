@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,6 +34,21 @@ const mountinfoCombined = `25 30 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec sh
 // A pure v2 host (Debian 11+, Fedora, Ubuntu 21.10+).
 const mountinfoV2 = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
 28 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+`
+
+// A pure v2 host with a VPN client installed: Mullvad mounts a v1 net_cls
+// hierarchy for split tunnelling, on top of a directory of the v2 tree.
+const mountinfoV2StrayNetCls = mountinfoV2 +
+	`45 28 0:41 / /sys/fs/cgroup/net_cls rw,relatime shared:22 - cgroup net_cls rw,seclabel,net_cls
+`
+
+// A pure v1 host (CentOS 7, Debian 9): no v2 mount at all.
+const mountinfoV1 = `25 30 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+27 25 0:25 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+28 25 0:26 / /sys/fs/cgroup/net_cls,net_prio rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,net_cls,net_prio
+30 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct
+31 25 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory
+32 25 0:30 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids
 `
 
 func TestParseMountinfo(t *testing.T) {
@@ -77,6 +93,75 @@ func TestParseMountinfo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVersionChoice: the driver follows memory, cpu and pids, not the
+// mere presence of a v1 hierarchy; Detect (version) and New (driver) agree.
+func TestVersionChoice(t *testing.T) {
+	const none = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+`
+	for _, tc := range []struct {
+		name    string
+		text    string
+		version int
+		err     error
+		paths   []string // the directories New would make for "minictr-x"
+	}{
+		{"pure v2 with a stray v1 net_cls", mountinfoV2StrayNetCls, 2, nil,
+			[]string{"/sys/fs/cgroup/minictr-x"}},
+		{"pure v2", mountinfoV2, 2, nil, []string{"/sys/fs/cgroup/minictr-x"}},
+		{"hybrid, cpu and cpuacct apart", mountinfoSeparate, 1, nil, []string{
+			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
+			"/sys/fs/cgroup/cpuacct/minictr-x", "/sys/fs/cgroup/pids/minictr-x"}},
+		{"hybrid, cpu,cpuacct together", mountinfoCombined, 1, nil, []string{
+			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu,cpuacct/minictr-x",
+			"/sys/fs/cgroup/pids/minictr-x"}},
+		{"pure v1", mountinfoV1, 1, nil, []string{
+			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu,cpuacct/minictr-x",
+			"/sys/fs/cgroup/pids/minictr-x"}},
+		{"v1 without cpuacct", dropLines(mountinfoSeparate, "cpuacct"), 1, nil, []string{
+			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
+			"/sys/fs/cgroup/pids/minictr-x"}},
+		{"v1 without pids", dropLines(mountinfoV1, "pids"), 0, ErrControllerMissing, nil},
+		{"hybrid without v1 pids", dropLines(mountinfoSeparate, "pids"), 0, ErrControllerMissing, nil},
+		{"only a stray v1 net_cls", dropLines(mountinfoV2StrayNetCls, "cgroup2"), 0, ErrNoCgroups, nil},
+		{"nothing", none, 0, ErrNoCgroups, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := parseMountinfo(strings.NewReader(tc.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := m.version()
+			if v != tc.version || !errors.Is(err, tc.err) {
+				t.Errorf("version() = %d, %v; want %d, %v", v, err, tc.version, tc.err)
+			}
+			g, derr := m.driver("minictr-x", nil)
+			if tc.err != nil {
+				if !errors.Is(derr, tc.err) {
+					t.Errorf("driver() error = %v, want %v as from version()", derr, tc.err)
+				}
+				return
+			}
+			if derr != nil {
+				t.Fatalf("driver(): %v", derr)
+			}
+			if g.Version() != tc.version || !slices.Equal(g.Paths(), tc.paths) {
+				t.Errorf("driver: version %d, paths %q; want %d, %q", g.Version(), g.Paths(), tc.version, tc.paths)
+			}
+		})
+	}
+}
+
+// dropLines removes the lines of a mountinfo table that contain s.
+func dropLines(text, s string) string {
+	var kept []string
+	for _, line := range strings.SplitAfter(text, "\n") {
+		if !strings.Contains(line, s) {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "")
 }
 
 func TestParseMountinfoEscapesAndNone(t *testing.T) {

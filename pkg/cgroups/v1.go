@@ -12,7 +12,8 @@ import (
 	"github.com/minictr/minictr/pkg/trace"
 )
 
-// v1Controllers are the hierarchies a container joins on a v1 host.
+// v1Controllers are the hierarchies a container joins on a v1 host: the
+// required ones, and cpuacct (CPU usage) where it is mounted.
 var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids"}
 
 // v1 is the driver for cgroup v1 and hybrid hosts: one directory per
@@ -29,10 +30,12 @@ func newV1(mountPoints map[string]string, name string, t trace.Tracer) (*v1, err
 	dirs := map[string]string{}
 	for _, c := range v1Controllers {
 		root := mountPoints[c]
-		if root == "" {
+		switch {
+		case root != "":
+			dirs[c] = filepath.Join(root, name)
+		case c != "cpuacct": // without cpuacct, Stats reports no CPU usage
 			return nil, fmt.Errorf("%w: v1 %s hierarchy is not mounted", ErrControllerMissing, c)
 		}
-		dirs[c] = filepath.Join(root, name)
 	}
 	return &v1{name: name, dirs: dirs, fs: cgroupfs{trace.Or(t)}}, nil
 }
@@ -46,7 +49,7 @@ func (g *v1) Paths() []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range v1Controllers {
-		if d := g.dirs[c]; !seen[d] {
+		if d := g.dirs[c]; d != "" && !seen[d] {
 			seen[d] = true
 			out = append(out, d)
 		}
@@ -183,7 +186,9 @@ func (g *v1) Stats() (Stats, error) {
 	read(&s.Pids, filepath.Join(pids, "pids.current"))
 	read(&s.PidsLimit, filepath.Join(pids, "pids.max"))
 	var usage uint64
-	read(&usage, filepath.Join(g.dirs["cpuacct"], "cpuacct.usage"))
+	if acct := g.dirs["cpuacct"]; acct != "" {
+		read(&usage, filepath.Join(acct, "cpuacct.usage"))
+	}
 	if err != nil {
 		return Stats{}, err
 	}
