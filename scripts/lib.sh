@@ -6,11 +6,13 @@ say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 # as_root re-runs the calling script through sudo when it is not root.
 # Machines without sudo (containers, CI) run the scripts as root directly.
+# The scripts have changed to the repository's root by now, so they re-run
+# as scripts/NAME from here, wherever they were started from.
 as_root() {
 	if [ "$(id -u)" -ne 0 ]; then
 		if command -v sudo >/dev/null; then
 			say "needs root: re-running through sudo"
-			exec sudo --preserve-env=PATH,GOPATH,GOCACHE,GOMODCACHE,GOFLAGS,GOPROXY "$0" "$@"
+			exec sudo --preserve-env=PATH,GOPATH,GOCACHE,GOMODCACHE,GOFLAGS,GOPROXY "$PWD/scripts/$(basename "$0")" "$@"
 		fi
 		echo "$0: needs root, and there is no sudo here" >&2
 		exit 1

@@ -19,8 +19,13 @@
 //     exit status (128+N for signal N, 137 with a note for an OOM kill);
 //  7. remove the cgroup and the state directory, whatever happened.
 //
-// Host side effects: a cgroup named minictr-<id> in each hierarchy and a
-// directory <run-root>/containers/<id>, both removed by Run before it
-// returns. The mounts live in the container's mount namespace and vanish
-// with it.
+// Host side effects: a cgroup named minictr-<id> in each hierarchy, a
+// directory <run-root>/containers/<id>, and for an image an overlay
+// snapshot under <root>/containers/<id>, all removed by Run before it
+// returns; if the engine itself is killed, the next Run reclaims them
+// (Reap). The container's other mounts live in its mount namespace and
+// vanish with it. With --rootfs, the directory is the container's root
+// itself, as with runc: mount points it lacks (/proc, /sys, /dev) and a
+// missing working directory are created in it and stay, like anything
+// the container writes there.
 package container

@@ -32,7 +32,7 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "abc", "-1", "m", "12x", "1..2g"} {
+	for _, in := range []string{"", "abc", "-1", "m", "12x", "1..2g", "inf", "NaN", "1e30", "9999999999g"} {
 		if got, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q) = %d, want an error", in, got)
 		}
@@ -41,7 +41,7 @@ func TestParseBytes(t *testing.T) {
 
 func TestResourcesRefusesBadLimits(t *testing.T) {
 	bad := []runFlags{
-		{memory: "abc"}, {memory: "-1"}, {memory: "1m"},
+		{memory: "abc"}, {memory: "-1"}, {memory: "1m"}, {memory: "inf"},
 		{memory: "64m", memorySwap: "32m"}, {memorySwap: "64m"},
 		{cpus: "0"}, {cpus: "-1"}, {cpus: "1000"}, {cpus: "x"},
 		{cpuShares: 1}, {pidsLimit: -5},
@@ -49,6 +49,19 @@ func TestResourcesRefusesBadLimits(t *testing.T) {
 	for _, f := range bad {
 		if _, err := f.resources(); err == nil {
 			t.Errorf("resources(%+v) accepted", f)
+		}
+	}
+	if r, err := (&runFlags{memory: "0", memorySwap: "0"}).resources(); err != nil || r.Memory != 0 || r.MemorySwap != 0 {
+		t.Errorf("--memory 0 --memory-swap 0 = %+v, %v; want no limits, as in docker", r, err)
+	}
+	for _, h := range []string{"ok", "a-b.c1", strings.Repeat("x", 64)} {
+		if err := checkHostname(h); err != nil {
+			t.Errorf("checkHostname(%q) = %v", h, err)
+		}
+	}
+	for _, h := range []string{"-a", "a_b", "a..b", strings.Repeat("x", 65)} {
+		if checkHostname(h) == nil {
+			t.Errorf("checkHostname(%q) accepted", h)
 		}
 	}
 	r, err := (&runFlags{memory: "64m", cpus: "0.5", pidsLimit: 10}).resources()

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -31,8 +32,11 @@ func parseBytes(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || num == "" {
+	if err != nil || v < 0 || num == "" || math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(num, "eEnNiI") {
 		return 0, fmt.Errorf("not a size: want a positive number with an optional unit b, k, m or g")
+	}
+	if v*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("too large")
 	}
 	return int64(v * float64(mult)), nil
 }

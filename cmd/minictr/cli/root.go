@@ -71,7 +71,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetErr(g.stderr)
 	root.SetIn(g.stdin)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
+		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	f := root.PersistentFlags()
 	f.StringVar(&g.root, "root", envOr("MINICTR_ROOT", "/var/lib/minictr"), "directory for persistent state (env MINICTR_ROOT)")

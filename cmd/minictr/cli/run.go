@@ -119,6 +119,9 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	if err != nil {
 		return o, usageError{err}
 	}
+	if err := checkHostname(f.hostname); err != nil {
+		return o, usageError{err}
+	}
 	env, err := buildEnv(f.envFiles, f.env)
 	if err != nil {
 		return o, usageError{err}
@@ -228,12 +231,12 @@ func (f *runFlags) resources() (cgroups.Resources, error) {
 		if err != nil {
 			return r, fmt.Errorf("invalid --memory %q: %w", f.memory, err)
 		}
-		if m < minMemory {
+		if m != 0 && m < minMemory { // 0 means no limit, as in docker
 			return r, fmt.Errorf("invalid --memory %q: the minimum memory limit is 6MiB, too little for any process", f.memory)
 		}
 		r.Memory = m
 	}
-	if f.memorySwap != "" {
+	if f.memorySwap != "" && f.memorySwap != "0" { // 0: unset, as in docker
 		if f.memorySwap == "-1" {
 			r.MemorySwap = -1
 		} else {
@@ -277,6 +280,25 @@ func (f *runFlags) resources() (cgroups.Resources, error) {
 		return r, fmt.Errorf("invalid --pids-limit %d: use a positive number, or 0 or -1 for no limit", f.pidsLimit)
 	}
 	return r, nil
+}
+
+// checkHostname refuses what sethostname(2) would, before anything exists:
+// at most 64 bytes (HOST_NAME_MAX), and RFC 1123 characters so that the
+// name also works in /etc/hosts and DNS.
+func checkHostname(h string) error {
+	if h == "" {
+		return nil
+	}
+	if len(h) > 64 {
+		return fmt.Errorf("invalid --hostname %q: longer than 64 characters", h)
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") ||
+			strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return fmt.Errorf("invalid --hostname %q: use letters, digits and hyphens, in dot-separated labels", h)
+		}
+	}
+	return nil
 }
 
 // parseSecurityOpts understands the one option this engine has so far.
