@@ -25,7 +25,7 @@ var rules = map[string][]string{
 	// Images know nothing of namespaces or processes.
 	"pkg/image": {"golang.org/x/sys", "golang.org/x/sync", "github.com/google/go-containerregistry", "github.com/opencontainers/",
 		"github.com/klauspost/compress", "github.com/vbauerster/mpb", "github.com/schollz/progressbar", "github.com/docker/cli", "github.com/docker/docker-credential-helpers",
-		module + "/pkg/trace", module + "/pkg/image"},
+		module + "/pkg/trace", module + "/pkg/image", module + "/internal/atomicfile"},
 	// Test support for images: builds test images and registries.
 	"pkg/image/imagetest": {"golang.org/x/sys", "github.com/google/go-containerregistry", "github.com/rogpeppe/go-internal/testscript",
 		module + "/internal/testenv", module + "/pkg/image"},

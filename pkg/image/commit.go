@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"hash"
 	"io"
 	"os"
@@ -16,9 +15,11 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/minictr/minictr/internal/atomicfile"
 	"github.com/minictr/minictr/pkg/image/layer"
 )
 
@@ -321,7 +322,7 @@ func (s *Store) putBlob(d v1.Hash, data []byte) error {
 	if s.hasBlob(d) {
 		return nil
 	}
-	if err := writeFileAtomic(s.blobPath(d), data); err != nil {
+	if err := atomicfile.Write(s.blobPath(d), data, 0o644); err != nil {
 		return fmt.Errorf("storing blob %s: %w", d, err)
 	}
 	return nil

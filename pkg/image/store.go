@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/minictr/minictr/internal/atomicfile"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -136,29 +137,6 @@ func (s *Store) tempDir(pattern string) (string, error) {
 	return os.MkdirTemp(filepath.Join(s.root, "tmp"), pattern)
 }
 
-// writeFileAtomic writes data to path by way of a synced temp file in the
-// same directory and a rename(2), so path holds either the old or the new
-// content, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 // index is the store's table of contents, index.json.
 type index struct {
 	// Tags maps a full reference ("docker.io/library/busybox:latest") to the
@@ -208,7 +186,7 @@ func (s *Store) writeIndex(ix *index) error {
 		return err
 	}
 	path := filepath.Join(s.root, "index.json")
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("writing image index: %w", err)
 	}
 	s.opts.Tracer.Step("store", "rename index.json (tags -> manifest digests)", "")
