@@ -45,8 +45,8 @@ run bin/minictr --explain run --hostname demo --memory 64m "$image" \
 say "4. Namespaces: its own PIDs, host name, network and root"
 run bin/minictr run --hostname box "$image" sh -c 'hostname; ps; ip link; ls /'
 
-say "5. cgroups: 200 MB of data in a 16 MiB container is OOM-killed"
-run bin/minictr run --memory 16m "$image" sh -c 'head -c 200000000 /dev/zero | sort >/dev/null'
+say "5. cgroups: a 64 MiB buffer in a 16 MiB container is OOM-killed"
+run bin/minictr run --memory 16m "$image" dd if=/dev/zero of=/dev/null bs=64M count=1
 
 say "6. cgroups: a fork bomb stopped by --pids-limit 20"
 run bin/minictr run --pids-limit 20 "$image" \

@@ -197,3 +197,14 @@ func UnmountUnder(dir string) {
 		_ = unix.Unmount(p, unix.MNT_DETACH)
 	}
 }
+
+// KernelAtLeast reports whether the running kernel is major.minor or newer.
+func KernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var maj, min int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &maj, &min)
+	return maj > major || (maj == major && min >= minor)
+}
