@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,7 +140,13 @@ func Start(cfg Config) (*Child, error) {
 		return nil, fmt.Errorf("starting init in new namespaces (%s): %w", FlagNames(kinds), err)
 	}
 	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, sock: parentEnd}
-	c.comm = comm(c.Pid)
+	// The name the kernel gives the child when it execs path: the file's
+	// base name, cut to TASK_COMM_LEN-1 bytes. Not read from /proc now:
+	// the child may not have reached that exec yet.
+	c.comm = filepath.Base(path)
+	if len(c.comm) > 15 {
+		c.comm = c.comm[:15]
+	}
 	traceStart(t, c.Pid, path, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
 	return c, nil
 }
@@ -267,6 +274,7 @@ func (c *Child) ReleaseWith(payload []byte, ready func() error) error {
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
+	wasReady := false
 	for {
 		msg, err := readFrame(c.sock)
 		if errors.Is(err, io.EOF) {
@@ -290,8 +298,11 @@ func (c *Child) ReleaseWith(payload []byte, ready func() error) error {
 		if _, err := c.sock.Write([]byte{1}); err != nil {
 			return c.silentDeath("before its go-ahead", err)
 		}
+		wasReady = true
 	}
-	if c.execed() {
+	// After Ready, the child does nothing but exec: the socket's EOF is
+	// that exec (a death in between shows in Wait). Without Ready, look.
+	if wasReady || c.execed() {
 		return nil
 	}
 	return c.silentDeath("during set-up", nil)
