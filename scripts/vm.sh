@@ -256,7 +256,8 @@ write_etc() {
 
 # qemu's common arguments. The VM has no network card (-nic none): the
 # lessons build their own networks inside it. panic=-1 plus -no-reboot turn
-# a kernel panic into a QEMU exit instead of a hang.
+# a kernel panic into a QEMU exit instead of a hang, and softlockup_panic=1
+# makes a CPU stuck in the kernel such a panic, reported at once.
 qemu_args() {
 	local accel=$1 mode=$2
 	local cpu=max accel_opt=tcg,thread=multi
@@ -265,7 +266,7 @@ qemu_args() {
 		-accel "$accel_opt" -cpu "$cpu" -smp "$cpus" -m "$memory"
 		-nic none -no-reboot -display none -vga none
 		-kernel "$kdir/vmlinux" -initrd "$initramfs"
-		-append "console=ttyS0 panic=-1 cgroup_no_v1=all quiet loglevel=3 minictr.mode=$mode"
+		-append "console=ttyS0 panic=-1 softlockup_panic=1 cgroup_no_v1=all quiet loglevel=3 minictr.mode=$mode"
 		-virtfs "local,path=$repo,mount_tag=minictr,security_model=none,readonly=on"
 		-virtfs "local,path=$results,mount_tag=results,security_model=none"
 	)
