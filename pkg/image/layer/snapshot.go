@@ -39,12 +39,24 @@ func Prepare(lowers []string, dir string, t trace.Tracer) (*Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	kind, reason := Snapshotter(dir)
-	if kind == KindCopy {
-		trace.Or(t).Step("image", reason+": using copies", "")
-		return PrepareCopy(lowers, dir, t)
+	// Mount first, ask later: overlayfs works almost everywhere, and a
+	// probe up front would cost a mount and an unmount at every container
+	// start. Only when the real mount fails does Snapshotter say why.
+	s, err := PrepareOverlay(lowers, dir, t)
+	if err == nil {
+		return s, nil
 	}
-	return PrepareOverlay(lowers, dir, t)
+	kind, reason := Snapshotter(dir)
+	if kind != KindCopy {
+		return nil, err // overlayfs should work here: the failure is real
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return nil, err
+		}
+	}
+	trace.Or(t).Step("image", reason+": using copies", "")
+	return PrepareCopy(lowers, dir, t)
 }
 
 // Load returns the snapshot that Prepare made in dir, possibly in another
