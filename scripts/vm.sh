@@ -373,10 +373,12 @@ plan_jobs() {
 }
 
 # Spread the binaries over $jobs lanes, longest first, each to the lane with
-# the least work so far; durations come from the last run (30 s if unknown).
+# the least work so far; durations come from the last run, or on a first
+# run from scripts/vm/durations (a measured run, kept in the repository),
+# and 30 s for a binary neither knows.
 assign_lanes() {
 	local durations=$cache/durations name seconds dir secs
-	touch "$durations"
+	[ -s "$durations" ] || cp "$repo/scripts/vm/durations" "$durations" 2>/dev/null || touch "$durations"
 	while read -r name seconds dir; do
 		secs=$(awk -v n="$name" '$1 == n {print $2}' "$durations")
 		echo "${secs:-30} $name $seconds $dir"
