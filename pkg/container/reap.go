@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,13 +46,12 @@ func Reap(root, runRoot string, t trace.Tracer) error {
 
 // stale reports whether a container's state directory belongs to nobody.
 func stale(dir string) bool {
-	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	s, err := readState(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		fi, err := os.Stat(dir)
 		return err == nil && time.Since(fi.ModTime()) > startGrace
 	}
-	var s state
-	if err != nil || json.Unmarshal(data, &s) != nil {
+	if err != nil {
 		return false // unreadable: leave it to a person
 	}
 	return !s.alive()

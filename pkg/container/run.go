@@ -112,10 +112,9 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
-	// What an engine killed with SIGKILL left behind goes first.
-	if rerr := Reap(o.Root, o.RunRoot, t); rerr != nil {
-		err = &CleanupError{Err: rerr}
-	}
+	// What an engine killed with SIGKILL left behind goes first; failing
+	// to remove it is only worth a warning.
+	reapErr := Reap(o.Root, o.RunRoot, t)
 	id := newID()
 	if s.Hostname == "" {
 		s.Hostname = ShortID(id)
@@ -123,8 +122,10 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 
 	var cleanup undo
 	defer func() {
-		if cerr := cleanup.run(); cerr != nil {
-			err = errors.Join(err, &CleanupError{Err: cerr})
+		for _, cerr := range []error{reapErr, cleanup.run()} {
+			if cerr != nil {
+				err = errors.Join(err, &CleanupError{Err: cerr})
+			}
 		}
 	}()
 	stateDir := filepath.Join(o.RunRoot, "containers", id)
@@ -134,15 +135,16 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	cleanup.push(func() error { return os.RemoveAll(stateDir) })
 
 	if len(s.Layers) > 0 {
-		snap, err := prepareSnapshot(s.Layers, filepath.Join(o.Root, "containers", id), t)
+		// A private, writable root over the image's read-only layers: an
+		// overlay mount, or copies where overlayfs cannot be used.
+		snap, err := layer.Prepare(s.Layers, filepath.Join(o.Root, "containers", id), t)
 		if err != nil {
-			return &StartError{Code: 125, Err: err}
+			return &StartError{Code: 125, Err: fmt.Errorf("preparing the root filesystem from the image: %w", err)}
 		}
 		cleanup.push(snap.Remove)
 		if snap.Kind == layer.KindCopy && o.Stderr != nil {
 			// Slower and bigger than an overlay: the user should know why.
-			_, reason := layer.Snapshotter(filepath.Dir(snap.Rootfs))
-			fmt.Fprintf(o.Stderr, "minictr: warning: %s: using copies of the image's layers\n", reason)
+			fmt.Fprintf(o.Stderr, "minictr: warning: %s: using copies of the image's layers\n", snap.Reason)
 		}
 		s.Rootfs = snap.Rootfs
 		if err := s.validateWorkdir(); err != nil {
@@ -244,9 +246,9 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	}
 	started = true
 
-	status, werr := waitForwarding(ctx, child, o.Signals)
-	if werr != nil {
-		return errors.Join(err, fmt.Errorf("waiting for container: %w", werr))
+	status, err := waitForwarding(ctx, child, o.Signals)
+	if err != nil {
+		return fmt.Errorf("waiting for container: %w", err)
 	}
 	exit := exitError(status, cg, s.Resources.Memory)
 	end := "exited with status 0"
@@ -255,9 +257,9 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	}
 	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", ShortID(id), end), "")
 	if exit == nil { // a nil *ExitError is not a nil error
-		return err
+		return nil
 	}
-	return errors.Join(err, exit)
+	return exit
 }
 
 // releaseInterruptible releases the init and waits for its exec. An INT,
@@ -351,20 +353,6 @@ func exitError(ws syscall.WaitStatus, cg cgroups.Cgroup, memLimit int64) *ExitEr
 		e.MemoryLimit = memLimit
 	}
 	return &e
-}
-
-// prepareSnapshot gives the container a private, writable root made of
-// the image's read-only layers: an overlay mount, or a copy where overlayfs
-// cannot be used. Either way the layers themselves never change.
-func prepareSnapshot(layers []string, dir string, t trace.Tracer) (*layer.Snapshot, error) {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return nil, fmt.Errorf("creating container directory: %w", err)
-	}
-	snap, err := layer.Prepare(layers, dir, t)
-	if err != nil {
-		return nil, fmt.Errorf("preparing the root filesystem from the image: %w", err)
-	}
-	return snap, nil
 }
 
 func humanBytes(n int64) string {

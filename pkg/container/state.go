@@ -40,18 +40,23 @@ func writeState(dir string, s state) error {
 // A state file left by an engine that was killed does not count: its
 // process is gone.
 func UsesImage(runRoot, imageID string) bool {
-	files, _ := filepath.Glob(filepath.Join(runRoot, "containers", "*", "state.json"))
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var s state
-		if json.Unmarshal(data, &s) == nil && s.Image == imageID && s.alive() {
+	dirs, _ := filepath.Glob(filepath.Join(runRoot, "containers", "*"))
+	for _, dir := range dirs {
+		if s, err := readState(dir); err == nil && s.Image == imageID && s.alive() {
 			return true
 		}
 	}
 	return false
+}
+
+// readState reads a container's state.json.
+func readState(dir string) (state, error) {
+	var s state
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &s)
+	}
+	return s, err
 }
 
 // alive reports whether the container's process still runs: the PID

@@ -28,6 +28,7 @@ type Mount struct {
 type Snapshot struct {
 	Rootfs string  // DIR/rootfs: the container's root
 	Kind   string  // KindOverlay or KindCopy
+	Reason string  // with KindCopy from Prepare: why overlayfs could not be used
 	Mounts []Mount // what is mounted on Rootfs; empty for a copy
 	dir    string
 	tracer trace.Tracer
@@ -56,7 +57,11 @@ func Prepare(lowers []string, dir string, t trace.Tracer) (*Snapshot, error) {
 		}
 	}
 	trace.Or(t).Step("image", reason+": using copies", "")
-	return PrepareCopy(lowers, dir, t)
+	s, err = PrepareCopy(lowers, dir, t)
+	if s != nil {
+		s.Reason = reason
+	}
+	return s, err
 }
 
 // Load returns the snapshot that Prepare made in dir, possibly in another
