@@ -21,10 +21,12 @@ say "tests as an unprivileged user (root-only parts skip)"
 bins=$(mktemp -d /tmp/minictr-tests.XXXXXX)
 trap 'rm -rf "$bins"' EXIT
 chmod 755 "$bins"
-for pkg in $(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
+pkgs=$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...)
+# One go command builds them all in parallel, each as DIR/<last element>.test.
+go test -c -o "$bins/" $pkgs
+for pkg in $pkgs; do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
-	bin=$bins/$(echo "$pkg" | tr / _).test
-	go test -c -o "$bin" "$pkg"
+	bin=$bins/${pkg##*/}.test
 	# As nobody, from the package's folder, with a private temporary folder.
 	tmp=$(mktemp -d "$bins/tmp.XXXXXX"); chown 65534:65534 "$tmp"
 	(cd "$dir" && setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$tmp" TMPDIR="$tmp" "$bin" -test.count=1 >"$bin.log" 2>&1) ||
