@@ -17,17 +17,24 @@ func (s *setup) mount(source, target, fstype string, flags uintptr, data string)
 	return nil
 }
 
-// remountReadOnly makes the mount at target read-only. A remount replaces
-// all the per-mount flags, so the ones already set (nosuid, nodev, noexec,
-// atime) are carried over: dropping them would fail with EPERM inside a user
-// namespace, where the kernel locks them, and would weaken the mount anyway.
+// remountReadOnly makes the mount at target read-only.
 func (s *setup) remountReadOnly(target string) error {
+	return s.remount(target, unix.MS_RDONLY)
+}
+
+// remount adds the per-mount flags add (ro, nosuid, ...) to the mount at
+// target. A remount replaces all of them, so the ones already set (ro,
+// nosuid, nodev, noexec, atime) are carried over: dropping them would fail
+// with EPERM inside a user namespace, where the kernel locks them, and
+// would weaken the mount anyway.
+func (s *setup) remount(target string, add uintptr) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(target, &st); err != nil {
 		return &os.PathError{Op: "statfs", Path: target, Err: err}
 	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	flags := unix.MS_BIND | unix.MS_REMOUNT | add
 	for stFlag, msFlag := range map[int64]uintptr{
+		unix.ST_RDONLY:     unix.MS_RDONLY,
 		unix.ST_NOSUID:     unix.MS_NOSUID,
 		unix.ST_NODEV:      unix.MS_NODEV,
 		unix.ST_NOEXEC:     unix.MS_NOEXEC,

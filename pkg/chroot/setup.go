@@ -212,7 +212,7 @@ func (s *setup) mountOne(m Mount) error {
 		return err
 	}
 	if extra := m.Flags &^ (unix.MS_BIND | unix.MS_REC); extra != 0 {
-		return s.mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|extra, "")
+		return s.remount(target, extra)
 	}
 	return nil
 }
