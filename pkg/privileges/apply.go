@@ -116,7 +116,8 @@ func dropBoundingSet(keep uint64, t trace.Tracer) error {
 		}
 		dropped |= 1 << n
 	}
-	t.Step(stage, "prctl(PR_CAPBSET_DROP) for "+maskNames(dropped), "capsh --drop="+maskNames(dropped))
+	names := maskNames(dropped)
+	t.Step(stage, "prctl(PR_CAPBSET_DROP) for "+names, "capsh --drop="+names)
 	return nil
 }
 

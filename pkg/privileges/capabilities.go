@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -83,8 +84,11 @@ func capabilityNumber(name string) (int, bool) {
 }
 
 // lastCap is the highest capability the running kernel knows. An older
-// kernel than our table rejects the newer numbers.
-func lastCap() int {
+// kernel than our table rejects the newer numbers. The kernel's answer
+// never changes while we run, so it is read once.
+var lastCap = sync.OnceValue(readLastCap)
+
+func readLastCap() int {
 	data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return len(capabilityNames) - 1
@@ -119,7 +123,7 @@ func held(c int) bool {
 // clearer word than capset's EPERM.
 func checkHeld(names []string) error {
 	for _, n := range names {
-		if c := slices.Index(capabilityNames, n); c >= 0 && c <= lastCap() && !held(c) {
+		if c, ok := capabilityNumber(n); ok && c <= lastCap() && !held(c) {
 			return fmt.Errorf("cannot add capability %s: minictr itself does not hold it", n)
 		}
 	}
