@@ -62,6 +62,14 @@ func Condition(cond string) (bool, error) {
 	case "busybox":
 		return StaticBusybox() == nil, nil
 	}
+	// [kernel:M.N]: the running kernel is M.N or newer.
+	if v, ok := strings.CutPrefix(cond, "kernel:"); ok {
+		var major, minor int
+		if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+			return false, fmt.Errorf("condition %q: want kernel:MAJOR.MINOR", cond)
+		}
+		return KernelAtLeast(major, minor), nil
+	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
@@ -204,7 +212,16 @@ func KernelAtLeast(major, minor int) bool {
 	if unix.Uname(&u) != nil {
 		return false
 	}
+	ok, _ := releaseAtLeast(unix.ByteSliceToString(u.Release[:]), major, minor)
+	return ok
+}
+
+// releaseAtLeast compares a kernel release such as "6.1.0-56-amd64" with
+// major.minor.
+func releaseAtLeast(release string, major, minor int) (bool, error) {
 	var maj, min int
-	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &maj, &min)
-	return maj > major || (maj == major && min >= minor)
+	if _, err := fmt.Sscanf(strings.TrimSpace(release), "%d.%d", &maj, &min); err != nil {
+		return false, fmt.Errorf("kernel release %q: %w", release, err)
+	}
+	return maj > major || maj == major && min >= minor, nil
 }

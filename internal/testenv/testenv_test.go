@@ -40,3 +40,23 @@ func TestSnapshotLeaks(t *testing.T) {
 		t.Fatalf("Leaks = %v", got)
 	}
 }
+
+func TestReleaseAtLeast(t *testing.T) {
+	for release, want := range map[string]bool{
+		"6.1.0-56-amd64\n": true, "5.19.0": true, "5.19-rc1": true, "6.18.0": true,
+		"5.18.19": false, "5.4.0-150-generic": false, "4.19.0-26-amd64": false,
+	} {
+		if got, err := releaseAtLeast(release, 5, 19); got != want || err != nil {
+			t.Errorf("releaseAtLeast(%q, 5, 19) = %v, %v; want %v", release, got, err, want)
+		}
+	}
+	if _, err := releaseAtLeast("linux", 5, 19); err == nil {
+		t.Error("releaseAtLeast(\"linux\") gave no error")
+	}
+	if _, err := Condition("kernel:x"); err == nil {
+		t.Error("a malformed [kernel:] condition was accepted")
+	}
+	if ok, err := Condition("kernel:2.6"); !ok || err != nil {
+		t.Errorf("[kernel:2.6] = %v, %v; want true", ok, err)
+	}
+}
