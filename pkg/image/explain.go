@@ -79,12 +79,33 @@ func (s *Store) remoteOptions(ctx context.Context) []remote.Option {
 	}
 }
 
-// classify marks a registry's 401 and 403 answers with ErrUnauthorized, so
-// that the CLI can suggest logging in.
+// classify is the one wrapper for a registry's refusals: it says them in
+// one line, and marks 401 and 403 with ErrUnauthorized, so that the CLI
+// can suggest logging in.
 func classify(err error) error {
 	var te *transport.Error
-	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
-		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	if !errors.As(err, &te) {
+		return err
 	}
-	return err
+	if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%w: %w", ErrUnauthorized, registryError{te})
+	}
+	return registryError{te}
 }
+
+// registryError is a registry's refusal in one line. go-containerregistry
+// puts an answer it cannot parse, often a whole HTML page, in its message.
+type registryError struct{ te *transport.Error }
+
+func (e registryError) Error() string {
+	msg := fmt.Sprintf("%d %s", e.te.StatusCode, http.StatusText(e.te.StatusCode))
+	if len(e.te.Errors) > 0 {
+		msg = e.te.Errors[0].String()
+	}
+	if r := e.te.Request; r != nil {
+		msg = r.Method + " " + r.URL.Redacted() + ": " + msg
+	}
+	return msg
+}
+
+func (e registryError) Unwrap() error { return e.te }

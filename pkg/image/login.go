@@ -32,7 +32,7 @@ func (s *Store) Login(ctx context.Context, registry, username, password string) 
 	// credentials; registries with Basic auth only fail the /v2/ request.
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, []string{reg.Scope(transport.PullScope)})
 	if err != nil {
-		return Login{}, fmt.Errorf("login to %s: %w", host, err)
+		return Login{}, fmt.Errorf("login to %s: %w", host, classify(err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+"/v2/", nil)
 	if err != nil {
@@ -40,7 +40,7 @@ func (s *Store) Login(ctx context.Context, registry, username, password string) 
 	}
 	resp, err := (&http.Client{Transport: rt}).Do(req)
 	if err != nil {
-		return Login{}, fmt.Errorf("login to %s: %w", host, err)
+		return Login{}, fmt.Errorf("login to %s: %w", host, classify(err))
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

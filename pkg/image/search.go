@@ -51,7 +51,7 @@ func (s *Store) searchCatalog(ctx context.Context, host, term string, limit int)
 	}
 	repos, err := remote.Catalog(ctx, reg, s.remoteOptions(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("searching %s: %w", host, err)
+		return nil, fmt.Errorf("searching %s: %w", host, classify(err))
 	}
 	var out []SearchResult
 	for _, r := range repos {
