@@ -31,6 +31,9 @@ const (
 
 // Save writes the images refs name to w as one archive in format.
 func (s *Store) Save(w io.Writer, refs []string, format string) error {
+	if format != DockerArchive && format != OCIArchive && format != "" {
+		return fmt.Errorf("unknown archive format %q (want %s or %s)", format, DockerArchive, OCIArchive)
+	}
 	ix, err := s.readIndex()
 	if err != nil {
 		return err
@@ -40,7 +43,7 @@ func (s *Store) Save(w io.Writer, refs []string, format string) error {
 	for _, ref := range refs {
 		m, err := ix.find(ref)
 		if err != nil {
-			return fmt.Errorf("saving %s: %w", ref, err)
+			return err // find names the reference
 		}
 		img, err := s.v1Image(ix.Images[m], m)
 		if err != nil {
@@ -64,7 +67,7 @@ func (s *Store) Save(w io.Writer, refs []string, format string) error {
 	case OCIArchive:
 		return s.saveOCI(w, order, images)
 	}
-	return fmt.Errorf("unknown archive format %q (want %s or %s)", format, DockerArchive, OCIArchive)
+	return fmt.Errorf("unknown archive format %q", format) // checked above: not reached
 }
 
 // saveOCI writes an OCI layout in a temp dir, then streams it as a tar.

@@ -38,7 +38,7 @@ func (s *Store) Push(ctx context.Context, ref string, opts PushOptions) (Pushed,
 	}
 	m, err := ix.find(ref)
 	if err != nil {
-		return Pushed{}, fmt.Errorf("pushing %s: %w", r, err)
+		return Pushed{}, err // find names the reference
 	}
 	img, err := s.v1Image(ix.Images[m], m)
 	if err != nil {

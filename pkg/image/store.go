@@ -211,6 +211,10 @@ func (ix *index) find(s string) (string, error) {
 		if len(match) > 1 {
 			return "", fmt.Errorf("%s: ambiguous image ID prefix", s)
 		}
+		if strings.HasPrefix(s, "sha256:") {
+			// An image ID, not a repository named "sha256".
+			return "", fmt.Errorf("%s: %w", s, ErrNotFound)
+		}
 	}
 	ref, err := ParseReference(s)
 	if err != nil {

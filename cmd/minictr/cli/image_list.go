@@ -49,7 +49,9 @@ func newImagesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if len(args) == 1 {
-				list = filterImages(list, args[0])
+				if list, err = filterImages(list, args[0]); err != nil {
+					return usageError{err}
+				}
 			}
 			return renderImages(g.stdout, list, quiet, digests, format)
 		},
@@ -63,10 +65,10 @@ func newImagesCmd(g *globals) *cobra.Command {
 }
 
 // filterImages keeps the rows of a repository (and tag, when given).
-func filterImages(list []image.Summary, arg string) []image.Summary {
+func filterImages(list []image.Summary, arg string) ([]image.Summary, error) {
 	ref, err := image.ParseReference(arg)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	explicitTag := strings.Contains(arg[strings.LastIndex(arg, "/")+1:], ":")
 	var out []image.Summary
@@ -80,7 +82,7 @@ func filterImages(list []image.Summary, arg string) []image.Summary {
 		}
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 func rowOf(s image.Summary) imageRow {
