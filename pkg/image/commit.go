@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -116,7 +117,7 @@ func (s *Store) commit(ctx context.Context, in incoming) (*Image, error) {
 		rec.RepoDigests = old.RepoDigests
 		rec.Added = old.Added
 	}
-	if in.repoDigest != "" && !contains(rec.RepoDigests, in.repoDigest) {
+	if in.repoDigest != "" && !slices.Contains(rec.RepoDigests, in.repoDigest) {
 		rec.RepoDigests = append(rec.RepoDigests, in.repoDigest)
 	}
 	ix.Images[manifestDigest.String()] = rec
@@ -349,13 +350,4 @@ func (s *Store) layerSize(chain v1.Hash) int64 {
 		return 0
 	}
 	return m.Size
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

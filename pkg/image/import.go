@@ -71,28 +71,20 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 	if err != nil {
 		return nil, fmt.Errorf("importing: %w", err)
 	}
-	now := time.Now().UTC()
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: runtime.GOARCH,
-		OS:           "linux",
-		Created:      v1.Time{Time: now},
-		Config:       cfg,
-		RootFS:       mustRootFS(img),
-		History:      []v1.History{{Created: v1.Time{Time: now}, CreatedBy: "minictr import", Comment: "Imported from tarball"}},
-	})
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("importing: %w", err)
+	}
+	now := v1.Time{Time: time.Now().UTC()}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS, cf.Created, cf.Config = runtime.GOARCH, "linux", now, cfg
+	cf.History = []v1.History{{Created: now, CreatedBy: "minictr import", Comment: "Imported from tarball"}}
+	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("importing: %w", err)
 	}
 	s.opts.Tracer.Step("image", "import a root filesystem tar as a one-layer image", "")
 	return s.commit(ctx, incoming{img: img, tags: tags})
-}
-
-func mustRootFS(img v1.Image) v1.RootFS {
-	cf, err := img.ConfigFile()
-	if err != nil || cf == nil {
-		return v1.RootFS{Type: "layers"}
-	}
-	return cf.RootFS
 }
 
 // applyChanges applies docker import's --change instructions. Values in

@@ -25,11 +25,9 @@ const (
 	StatusWaiting    = "Waiting"
 	StatusExists     = "Already exists"
 	StatusDownload   = "Downloading"
-	StatusExtracting = "Extracting"
 	StatusComplete   = "Pull complete"
 	StatusPushing    = "Pushing"
 	StatusPushed     = "Pushed"
-	StatusMounted    = "Mounted from"
 	StatusLayerFound = "Layer already exists"
 )
 

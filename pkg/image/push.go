@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -74,10 +75,10 @@ func (s *Store) addRepoDigest(manifest, rd, source string) error {
 		return err
 	}
 	rec, ok := ix.Images[manifest]
-	if !ok || contains(rec.RepoDigests, rd) && rec.Source == source {
+	if !ok || slices.Contains(rec.RepoDigests, rd) && rec.Source == source {
 		return nil
 	}
-	if !contains(rec.RepoDigests, rd) {
+	if !slices.Contains(rec.RepoDigests, rd) {
 		rec.RepoDigests = append(rec.RepoDigests, rd)
 	}
 	rec.Source = source

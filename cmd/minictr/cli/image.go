@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -135,20 +136,11 @@ func loginHint(store *image.Store, ref string, err error) error {
 // repoDigestOf is the digest the image has in ref's repository.
 func repoDigestOf(img *image.Image, ref image.Reference) string {
 	for _, rd := range img.RepoDigests {
-		if name, d, ok := cutLast(rd, "@"); ok && name == ref.Name() {
+		if name, d, ok := strings.Cut(rd, "@"); ok && name == ref.Name() { // a repository name has no "@"
 			return d
 		}
 	}
 	return img.Digest
-}
-
-func cutLast(s, sep string) (string, string, bool) {
-	for i := len(s) - len(sep); i >= 0; i-- {
-		if s[i:i+len(sep)] == sep {
-			return s[:i], s[i+len(sep):], true
-		}
-	}
-	return s, "", false
 }
 
 func newPushCmd(g *globals) *cobra.Command {
