@@ -6,18 +6,28 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // Write writes data to name with permissions perm, atomically.
 func Write(name string, data []byte, perm os.FileMode) error {
+	return WriteFunc(name, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFunc is Write for content that is streamed: write produces it.
+// When write fails, name is left as it was.
+func WriteFunc(name string, perm os.FileMode, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
-	_, err = tmp.Write(data)
+	err = write(tmp)
 	if err == nil {
 		err = tmp.Chmod(perm)
 	}

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/minictr/minictr/internal/atomicfile"
 	"github.com/minictr/minictr/pkg/image"
 )
 
@@ -30,30 +30,16 @@ func newSaveCmd(g *globals) *cobra.Command {
 			if output == "" {
 				return store.Save(g.stdout, args, format)
 			}
-			return saveToFile(store, output, args, format)
+			// Next to its final name, then renamed: an interrupted save
+			// leaves no truncated archive behind.
+			return atomicfile.WriteFunc(output, 0o644, func(w io.Writer) error {
+				return store.Save(w, args, format)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
 	cmd.Flags().StringVar(&format, "format", image.DockerArchive, "docker-archive or oci-archive")
 	return cmd
-}
-
-// saveToFile writes the archive next to its final name and renames it, so
-// that an interrupted save leaves no truncated archive behind.
-func saveToFile(store *image.Store, output string, refs []string, format string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := store.Save(tmp, refs, format); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), output)
 }
 
 func newLoadCmd(g *globals) *cobra.Command {
