@@ -341,13 +341,16 @@ func (s *Store) hasLayer(chain v1.Hash) bool {
 }
 
 func (s *Store) layerSize(chain v1.Hash) int64 {
-	data, err := os.ReadFile(filepath.Join(s.layerPath(chain), "layer.json"))
-	if err != nil {
-		return 0
-	}
-	var m layerMeta
-	if json.Unmarshal(data, &m) != nil {
-		return 0
-	}
+	m, _ := s.readLayerMeta(chain)
 	return m.Size
+}
+
+// readLayerMeta reads a complete layer's layer.json.
+func (s *Store) readLayerMeta(chain v1.Hash) (layerMeta, error) {
+	var m layerMeta
+	data, err := os.ReadFile(filepath.Join(s.layerPath(chain), "layer.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &m)
+	}
+	return m, err
 }

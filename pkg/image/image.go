@@ -67,25 +67,22 @@ func (s *Store) image(ix *index, manifest string) (*Image, error) {
 		Size:        rec.Size,
 		Created:     cfg.Created.Time,
 	}
-	for t, m := range ix.Tags {
-		if m == manifest {
-			img.Tags = append(img.Tags, t)
-		}
-	}
-	sort.Strings(img.Tags)
-	for i := len(rec.ChainIDs) - 1; i >= 0; i-- {
-		chain, err := v1.NewHash(rec.ChainIDs[i])
+	img.Tags = tagsOf(ix, manifest)
+	// One read of each layer's layer.json (written last: a layer without
+	// it is incomplete), bottom first; Layers is top first, as overlayfs
+	// wants its lowerdirs.
+	img.Layers = make([]string, len(rec.ChainIDs))
+	for i, c := range rec.ChainIDs {
+		chain, err := v1.NewHash(c)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", rec.ID, err)
 		}
-		if !s.hasLayer(chain) {
+		meta, err := s.readLayerMeta(chain)
+		if err != nil {
 			return nil, fmt.Errorf("image %s: layer %s is missing from the store", rec.ID, chain)
 		}
-		img.Layers = append(img.Layers, filepath.Join(s.layerPath(chain), "rootfs"))
-	}
-	for _, c := range rec.ChainIDs {
-		chain, _ := v1.NewHash(c)
-		img.LayerSizes = append(img.LayerSizes, s.layerSize(chain))
+		img.Layers[len(rec.ChainIDs)-1-i] = filepath.Join(s.layerPath(chain), "rootfs")
+		img.LayerSizes = append(img.LayerSizes, meta.Size)
 	}
 	return img, nil
 }
