@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/minictr/minictr/pkg/trace"
 	"golang.org/x/sys/unix"
@@ -66,32 +65,18 @@ func mountNewAPI(lowers []string, upper, work, target string, size int) error {
 	return nil
 }
 
-// probes caches Snapshotter's answer per filesystem (st_dev).
-var probes sync.Map
-
 // Snapshotter says which snapshotter Prepare would use in dir (an existing
 // directory) and why, e.g. "copy", "overlay unavailable on this filesystem
 // (no d_type)". It probes rather than guesses: it checks that the filesystem
 // reports file types in directory entries (overlayfs needs d_type; xfs
 // formatted with ftype=0 does not) and then mounts a tiny overlay in dir.
+// Prepare asks only when a real overlay mount has failed, so there is
+// nothing to cache.
 func Snapshotter(dir string) (kind, reason string) {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return KindCopy, fmt.Sprintf("overlay unavailable (%v)", err)
-	}
-	if v, ok := probes.Load(st.Dev); ok {
-		r := v.(string)
-		if r == "" {
-			return KindOverlay, "overlayfs works in " + dir
-		}
+	if r := probe(dir); r != "" {
 		return KindCopy, r
 	}
-	r := probe(dir)
-	probes.Store(st.Dev, r)
-	if r == "" {
-		return KindOverlay, "overlayfs works in " + dir
-	}
-	return KindCopy, r
+	return KindOverlay, "overlayfs works in " + dir
 }
 
 // probe returns "" when overlayfs works in dir, else the reason it does not.
