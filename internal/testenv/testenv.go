@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -74,8 +75,13 @@ func Condition(cond string) (bool, error) {
 }
 
 // StaticBusybox returns nil when the host has a statically linked busybox,
-// the one a root filesystem can use without any library.
-func StaticBusybox() error {
+// the one a root filesystem can use without any library. Every script's
+// Setup asks: the answer is worked out once.
+func StaticBusybox() error { return staticBusybox() }
+
+var staticBusybox = sync.OnceValue(checkStaticBusybox)
+
+func checkStaticBusybox() error {
 	f, err := elf.Open(Busybox)
 	if err != nil {
 		return fmt.Errorf("%s: %w (install busybox-static)", Busybox, err)
@@ -124,11 +130,11 @@ func BusyboxRootfs(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
 		return err
 	}
-	out, err := exec.Command(Busybox, "--list-full").Output()
+	applets, err := busyboxApplets()
 	if err != nil {
-		return fmt.Errorf("busybox --list-full: %w", err)
+		return err
 	}
-	for _, applet := range strings.Fields(string(out)) {
+	for _, applet := range applets {
 		if filepath.Base(applet) == "busybox" {
 			continue
 		}
@@ -158,6 +164,16 @@ func BusyboxRootfs(dir string) error {
 	}
 	return nil
 }
+
+// busyboxApplets lists the applets' paths (bin/sh, usr/bin/tr, ...), asked
+// of busybox once.
+var busyboxApplets = sync.OnceValues(func() ([]string, error) {
+	out, err := exec.Command(Busybox, "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("busybox --list-full: %w", err)
+	}
+	return strings.Fields(string(out)), nil
+})
 
 // Setup prepares a testscript environment: $ID (unique per script),
 // $MINICTR_ROOT and $MINICTR_RUN_ROOT (private state directories) and, when
