@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -72,11 +71,9 @@ func handshakeEnv() (int, []Kind, error) {
 	if err != nil || fd < 0 {
 		return -1, nil, fmt.Errorf("%s=%q is not a file descriptor", envInitFD, fdText)
 	}
-	var kinds []Kind
-	for _, name := range strings.Split(names, ",") {
-		if k, err := ParseKind(name); err == nil {
-			kinds = append(kinds, k)
-		}
+	kinds, err := ParseKinds(names)
+	if err != nil {
+		return -1, nil, fmt.Errorf("%s=%q: %w", envNamespaces, names, err)
 	}
 	return fd, kinds, nil
 }

@@ -89,6 +89,28 @@ func ParseKinds(list string) ([]Kind, error) {
 	return sorted(out), nil
 }
 
+// FormatKinds is the inverse of ParseKinds: "uts,pid,mnt".
+func FormatKinds(ks []Kind) string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.String()
+	}
+	return strings.Join(names, ",")
+}
+
+// cloned is what clone(2) gets of kinds: all but the cgroup namespace,
+// which the child unshares itself once the parent has moved it into its
+// cgroup, so that this cgroup becomes the child's root.
+func cloned(kinds []Kind) []Kind {
+	var out []Kind
+	for _, k := range kinds {
+		if k != Cgroup {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // sorted returns the kinds without duplicates, in the order of All, so that
 // flags and commands always read the same way.
 func sorted(ks []Kind) []Kind {

@@ -119,7 +119,7 @@ func Start(cfg Config) (*Child, error) {
 	}
 	env = append(env[:len(env):len(env)],
 		envInitFD+"="+strconv.Itoa(initFD),
-		envNamespaces+"="+kindNames(kinds))
+		envNamespaces+"="+FormatKinds(kinds))
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        cfg.Args,
@@ -151,18 +151,11 @@ func Start(cfg Config) (*Child, error) {
 	return c, nil
 }
 
-// sysProcAttr asks Go's fork/exec for the clone flags. The cgroup namespace
-// is left out: the child unshares it in Handshake, after the parent has
-// moved it into its cgroup, so that this cgroup becomes the child's root.
+// sysProcAttr asks Go's fork/exec for the clone flags (all but the cgroup
+// namespace's: see cloned).
 func sysProcAttr(kinds []Kind, uids, gids []IDMap) (*syscall.SysProcAttr, error) {
-	var clone []Kind
-	for _, k := range kinds {
-		if k != Cgroup {
-			clone = append(clone, k)
-		}
-	}
 	attr := &syscall.SysProcAttr{
-		Cloneflags: CloneFlags(clone),
+		Cloneflags: CloneFlags(cloned(kinds)),
 		// Go then checks that getppid() still names us; in a new PID
 		// namespace it reads 0 and the child SIGKILLs itself, which the
 		// kernel ignores because the child is PID 1 there (init gets no
@@ -210,14 +203,6 @@ func socketpair() (parent, child *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "init-handshake"), os.NewFile(uintptr(fds[1]), "init-handshake-child"), nil
 }
 
-func kindNames(ks []Kind) string {
-	names := make([]string, len(ks))
-	for i, k := range ks {
-		names[i] = k.String()
-	}
-	return strings.Join(names, ",")
-}
-
 func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kind, uids, gids []IDMap) {
 	if path == "/proc/self/exe" {
 		// Typed in a shell, /proc/self/exe would be the shell's own binary.
@@ -226,15 +211,10 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 		}
 	}
 	cmdline := strings.Join(append([]string{path}, args[1:]...), " ")
-	var cloned []Kind // what clone(2) got: the cgroup namespace comes later
-	for _, k := range kinds {
-		if k != Cgroup {
-			cloned = append(cloned, k)
-		}
-	}
+	clone := cloned(kinds) // the cgroup namespace comes later
 	t.Step("namespaces",
-		fmt.Sprintf("clone(%s): %s is PID %d on the host, blocked on fd %d until released", FlagNames(cloned), args[0], pid, initFD),
-		UnshareCommand(cloned)+" "+cmdline)
+		fmt.Sprintf("clone(%s): %s is PID %d on the host, blocked on fd %d until released", FlagNames(clone), args[0], pid, initFD),
+		UnshareCommand(clone)+" "+cmdline)
 	if has(kinds, Cgroup) {
 		t.Step("namespaces", "the child will unshare(CLONE_NEWCGROUP) once released, so that its cgroup becomes its root",
 			"unshare --cgroup (run by the child, once in its cgroup)")

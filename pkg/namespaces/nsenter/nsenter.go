@@ -49,6 +49,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,11 +70,7 @@ var ErrNoCgo = errors.New("joining namespaces with nsenter needs a binary built 
 // to join the namespaces of pid: "_MINICTR_NSENTER=4242:user,uts,mnt".
 // Command puts it in the Cmd's Env; keep it there when replacing Env.
 func Request(pid int, kinds []namespaces.Kind) string {
-	names := make([]string, len(kinds))
-	for i, k := range kinds {
-		names[i] = k.String()
-	}
-	return env + "=" + strconv.Itoa(pid) + ":" + strings.Join(names, ",")
+	return env + "=" + strconv.Itoa(pid) + ":" + namespaces.FormatKinds(kinds)
 }
 
 // Command returns a Cmd that runs args inside the namespaces of pid. It
@@ -129,7 +126,7 @@ func Run() (int, error) {
 	// the parent, and in the joined PID namespace it reads 0 (the parent
 	// is outside), so the command would SIGKILL itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	if strings.Contains(","+spec[strings.IndexByte(spec, ':')+1:]+",", ",user,") {
+	if kinds, _ := namespaces.ParseKinds(spec[strings.IndexByte(spec, ':')+1:]); slices.Contains(kinds, namespaces.User) {
 		// Our uids are still the host's, unmapped in the container:
 		// become its root for the command, as `docker exec` does.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
