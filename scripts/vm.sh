@@ -150,7 +150,7 @@ module_files() {
 # The initramfs: static busybox, the init script, the modules. Rebuilt only
 # when one of its inputs changes (the key is a hash of them).
 build_initramfs() {
-	local key inputs=("$repo"/scripts/vm/{init,run-test,motd} "$(command -v busybox)" "$0") tool
+	local key inputs=("$repo"/scripts/vm/{init,run-test,motd} "$repo/internal/testenv/testenv.go" "$(command -v busybox)" "$0") tool
 	for tool in "${host_tools[@]}"; do
 		if command -v "$tool" >/dev/null; then inputs+=("$(command -v "$tool")"); fi
 	done
@@ -163,14 +163,10 @@ build_initramfs() {
 	# mktemp makes 0700 dirs: the VM's root directory would be unreadable to
 	# every user but root.
 	chmod 755 "$stage"
-	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc/minictr-vm,proc,sys,dev,tmp,run,root,newroot,home/student}
-	cp "$(command -v busybox)" "$stage/bin/busybox"
-	local applet
-	for applet in $(busybox --list-full); do
-		# busybox lists itself too; a symlink would overwrite the binary.
-		[ "$(basename "$applet")" = busybox ] && continue
-		ln -sf /bin/busybox "$stage/$applet"
-	done
+	# The same busybox root the tests and the demo use (busybox, its applets,
+	# passwd and group), plus what only the VM needs.
+	(cd "$repo" && go run ./scripts/mkrootfs "$stage")
+	mkdir -p "$stage"/{usr/local/bin,etc/minictr-vm,newroot}
 	copy_host_tools "$stage"
 	install -m 755 "$repo/scripts/vm/init" "$stage/init"
 	install -m 755 "$repo/scripts/vm/run-test" "$stage/etc/minictr-vm/run-test"
@@ -221,21 +217,10 @@ copy_host_tools() {
 	done
 }
 
+# write_etc adds what any Linux host has and tests may read (passwd and
+# group come from mkrootfs).
 write_etc() {
 	local root=$1
-	cat >"$root/etc/passwd" <<-EOF
-		root:x:0:0:root:/root:/bin/sh
-		student:x:1000:1000:Student:/home/student:/bin/sh
-		nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-	EOF
-	cat >"$root/etc/group" <<-EOF
-		root:x:0:
-		student:x:1000:
-		audio:x:29:student
-		video:x:44:student
-		nogroup:x:65534:
-	EOF
-	# What any Linux host has and tests may read.
 	echo minictr-lab >"$root/etc/hostname"
 	printf 'PRETTY_NAME="minictr lab"\nNAME="minictr lab"\nID=minictr-lab\n' >"$root/etc/os-release"
 	printf '127.0.0.1\tlocalhost minictr-lab\n::1\tlocalhost\n' >"$root/etc/hosts"
