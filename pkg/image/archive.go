@@ -298,12 +298,11 @@ func (s *Store) layoutImage(idx v1.ImageIndex, desc v1.Descriptor) (v1.Image, er
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range cm.Manifests {
-		if m.Platform != nil && m.Platform.OS == s.opts.Platform.OS && m.Platform.Architecture == s.opts.Platform.Architecture {
-			return child.Image(m.Digest)
-		}
+	d, err := pickManifest(cm, s.opts.Platform, "the layout")
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: no manifest for %s in the layout", ErrNotFound, platformString(s.opts.Platform))
+	return child.Image(d)
 }
 
 // refName is the image name an OCI index entry carries. A bare tag

@@ -88,8 +88,7 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Image
 	return s.commit(ctx, in)
 }
 
-// selectPlatform picks from an index the manifest for platform, as docker
-// does: OS and architecture must match, and the variant when both name one.
+// selectPlatform picks from a registry's index the manifest for platform.
 func (s *Store) selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash, error) {
 	idx, err := desc.ImageIndex()
 	if err != nil {
@@ -99,6 +98,13 @@ func (s *Store) selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash,
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	return pickManifest(im, p, "the index")
+}
+
+// pickManifest picks from an index the manifest for platform, as docker
+// does: OS and architecture must match, and the variant when both name
+// one. where says which index, for the error.
+func pickManifest(im *v1.IndexManifest, p v1.Platform, where string) (v1.Hash, error) {
 	var seen []string
 	for _, m := range im.Manifests {
 		if m.Platform == nil {
@@ -110,9 +116,10 @@ func (s *Store) selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash,
 			return m.Digest, nil
 		}
 	}
-	return v1.Hash{}, fmt.Errorf("%w: no manifest for platform %s in the index (it has %s)", ErrNotFound, platformString(p), strings.Join(seen, ", "))
+	return v1.Hash{}, fmt.Errorf("%w: no manifest for platform %s in %s (it has %s)", ErrNotFound, platformString(p), where, strings.Join(seen, ", "))
 }
 
+// platformString is os/arch[/variant], as --platform takes it.
 func platformString(p v1.Platform) string {
 	s := p.OS + "/" + p.Architecture
 	if p.Variant != "" {
