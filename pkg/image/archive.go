@@ -155,13 +155,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]string, error) {
 	defer os.RemoveAll(tmp)
 	// A tar may list manifest.json last and the reader may be a pipe: keep
 	// a copy to read it as often as the docker-archive reader needs.
-	archive := filepath.Join(tmp, "archive.tar")
-	f, err := os.Create(archive)
-	if err != nil {
-		return nil, err
-	}
-	_, err = io.Copy(f, &ctxReader{ctx: ctx, r: r})
-	f.Close()
+	archive, err := spool(ctx, r, filepath.Join(tmp, "archive.tar"))
 	if err != nil {
 		return nil, fmt.Errorf("loading: %w", err)
 	}

@@ -51,15 +51,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 	}
 	defer os.RemoveAll(tmp)
 	// Keep the tar: the layer is read twice, to digest it and to store it.
-	name := filepath.Join(tmp, "layer.tar")
-	f, err := os.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	_, err = io.Copy(f, &ctxReader{ctx: ctx, r: r})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	name, err := spool(ctx, r, filepath.Join(tmp, "layer.tar"))
 	if err != nil {
 		return nil, fmt.Errorf("importing: reading the tar: %w", err)
 	}
@@ -134,4 +126,18 @@ func execForm(arg string) ([]string, error) {
 		return nil, fmt.Errorf("not a JSON array of strings")
 	}
 	return words, nil
+}
+
+// spool copies r into the file name (in the store's tmp/, cleaned by the
+// caller), so that a stream can be read more than once; ctx stops it.
+func spool(ctx context.Context, r io.Reader, name string) (string, error) {
+	f, err := os.Create(name)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return name, err
 }
