@@ -63,7 +63,7 @@ func TestUnescape(t *testing.T) {
 		`\04`:          `\04`,
 		`\400`:         `\400`, // over a byte: not an escape
 		`\1340`:        `\0`,
-		`\\040`:        `\\040`[0:1] + " ", // the kernel escapes every backslash, so this is "\" then an escaped space
+		`\\040`:        `\ `, // a lone backslash (the kernel writes one as \134), then an escaped space
 	} {
 		if got := Unescape(in); got != want {
 			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
