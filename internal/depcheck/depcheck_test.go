@@ -14,14 +14,17 @@ const module = "github.com/minictr/minictr"
 // party modules are listed by prefix too; the standard library is always
 // allowed.
 var rules = map[string][]string{
-	// Stage packages: the standard library, x/sys, netlink, the trace leaf.
-	"pkg/trace":      {},
-	"pkg/chroot":     {"golang.org/x/sys", module + "/pkg/trace"},
-	"pkg/namespaces": {"golang.org/x/sys", module + "/pkg/trace", module + "/pkg/namespaces"},
-	"pkg/cgroups":    {"golang.org/x/sys", module + "/pkg/trace"},
-	"pkg/privileges": {"golang.org/x/sys", module + "/pkg/trace"},
-	"pkg/network":    {"golang.org/x/sys", "github.com/vishvananda/", module + "/pkg/trace"},
-	"pkg/netfilter":  {"golang.org/x/sys", "github.com/vishvananda/", "github.com/google/nftables", module + "/pkg/trace"},
+	// Stage packages: the standard library, x/sys, netlink, the trace leaf
+	// and the one shared reader of the kernel's tables (internal/procfs);
+	// never each other.
+	"pkg/trace":       {},
+	"internal/procfs": {},
+	"pkg/chroot":      {"golang.org/x/sys", module + "/pkg/trace", module + "/internal/procfs"},
+	"pkg/namespaces":  {"golang.org/x/sys", module + "/pkg/trace", module + "/pkg/namespaces", module + "/internal/procfs"},
+	"pkg/cgroups":     {"golang.org/x/sys", module + "/pkg/trace", module + "/internal/procfs"},
+	"pkg/privileges":  {"golang.org/x/sys", module + "/pkg/trace", module + "/internal/procfs"},
+	"pkg/network":     {"golang.org/x/sys", "github.com/vishvananda/", module + "/pkg/trace", module + "/internal/procfs"},
+	"pkg/netfilter":   {"golang.org/x/sys", "github.com/vishvananda/", "github.com/google/nftables", module + "/pkg/trace", module + "/internal/procfs"},
 	// Images know nothing of namespaces or processes.
 	"pkg/image": {"golang.org/x/sys", "golang.org/x/sync", "github.com/google/go-containerregistry", "github.com/opencontainers/",
 		"github.com/klauspost/compress", "github.com/vbauerster/mpb", "github.com/schollz/progressbar", "github.com/docker/cli", "github.com/docker/docker-credential-helpers",

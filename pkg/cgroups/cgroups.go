@@ -23,21 +23,22 @@ type Resources struct {
 type Config struct {
 	Name      string // one path element, e.g. "minictr-3f2a..."
 	Resources Resources
-	Tracer    trace.Tracer
+	// Layout is the host's, from DetectLayout: the engine reads it once
+	// per command, so that every stage agrees on v1 or v2.
+	Layout *Layout
+	Tracer trace.Tracer
 }
 
 // A Cgroup is one container's control group, in whichever layout the host
 // uses.
 type Cgroup interface {
-	Name() string
-	Version() int      // 1 or 2
 	Paths() []string   // the directories it created, for display
 	Add(pid int) error // move a process (all its threads) into the group
 	Set(Resources) error
-	Stats() (Stats, error)
+	Stats() (Stats, error) // for the lifecycle issue's `minictr stats`
 	OOMKilled() (bool, error)
-	Procs() ([]int, error)
-	Destroy() error // kill what is left, rmdir with retry while procs die; idempotent
+	Procs() ([]int, error) // for the lifecycle issue's `minictr top` and `ps`
+	Destroy() error        // kill what is left, rmdir with retry while procs die; idempotent
 }
 
 // Stats is what the kernel counted for a cgroup. A limit of 0 means none.
@@ -56,13 +57,14 @@ var (
 	ErrControllerMissing = errors.New("cgroup controller not available")
 	ErrInvalidResources  = errors.New("invalid cgroup resources")
 	ErrInvalidName       = errors.New("invalid cgroup name")
+	ErrNoLayout          = errors.New("no cgroup layout given (read it once with DetectLayout)")
 )
 
 // defaultCPUPeriod is the kernel's and docker's CFS period: 100ms.
 const defaultCPUPeriod = 100000
 
-// New detects the host's cgroup layout, creates the cgroup cfg.Name under
-// each hierarchy's root and applies cfg.Resources. A group of that name
+// New creates the cgroup cfg.Name under the root of each hierarchy of
+// cfg.Layout and applies cfg.Resources. A group of that name
 // that exists already is an error (fs.ErrExist), and is left alone. When a
 // limit cannot be set, New removes what it created and returns the error.
 func New(cfg Config) (Cgroup, error) {
@@ -72,7 +74,7 @@ func New(cfg Config) (Cgroup, error) {
 	if err := cfg.Resources.validate(); err != nil {
 		return nil, err
 	}
-	cg, err := open(cfg.Name, cfg.Tracer)
+	cg, err := open(cfg.Layout, cfg.Name, cfg.Tracer)
 	if err != nil {
 		return nil, err
 	}
@@ -85,14 +87,14 @@ func New(cfg Config) (Cgroup, error) {
 	return cg, nil
 }
 
-// Load returns the existing cgroup name, for stats and Destroy after a
-// restart. It fails with an error matching fs.ErrNotExist when no
+// Load returns the existing cgroup name in layout l, for stats and Destroy
+// after a restart. It fails with an error matching fs.ErrNotExist when no
 // directory of that name exists.
-func Load(name string, t trace.Tracer) (Cgroup, error) {
+func Load(name string, l *Layout, t trace.Tracer) (Cgroup, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	cg, err := open(name, t)
+	cg, err := open(l, name, t)
 	if err != nil {
 		return nil, err
 	}
@@ -102,18 +104,6 @@ func Load(name string, t trace.Tracer) (Cgroup, error) {
 	return cg, nil
 }
 
-// Detect returns the cgroup version New would use on this host: 1 when
-// memory, cpu and pids are in v1 hierarchies (v1 and hybrid hosts), 2 when
-// they are in the unified v2 hierarchy (pure v2 hosts, also with a stray v1
-// hierarchy such as a VPN client's net_cls).
-func Detect() (int, error) {
-	m, err := readMounts()
-	if err != nil {
-		return 0, err
-	}
-	return m.version()
-}
-
 // driver is what New and Load need beyond the Cgroup interface.
 type driver interface {
 	Cgroup
@@ -121,26 +111,20 @@ type driver interface {
 	exists() error
 }
 
-// open picks the driver for this host, without touching the cgroup.
-func open(name string, t trace.Tracer) (driver, error) {
-	m, err := readMounts()
+// open places the cgroup name in the hierarchies l's mode calls for,
+// without touching the cgroup.
+func open(l *Layout, name string, t trace.Tracer) (driver, error) {
+	if l == nil {
+		return nil, ErrNoLayout
+	}
+	mode, err := l.Mode()
 	if err != nil {
 		return nil, err
 	}
-	return m.driver(name, t)
-}
-
-// driver places the cgroup name in the hierarchies version chose, the
-// same choice Detect reports.
-func (m mounts) driver(name string, t trace.Tracer) (driver, error) {
-	v, err := m.version()
-	if err != nil {
-		return nil, err
+	if mode == ModeV2 {
+		return newV2(l.Unified, name, t), nil
 	}
-	if v == 2 {
-		return newV2(m.unified, name, t), nil
-	}
-	return newV1(m.controllers, name, t)
+	return newV1(l.Controllers, name, t)
 }
 
 // checkName keeps the name one plain path element, so that it can never

@@ -42,7 +42,7 @@ func newTestCgroup(t *testing.T, r Resources) (Cgroup, *trace.Recorder) {
 		t.Skipf("needs busybox: %v", err)
 	}
 	rec := &trace.Recorder{}
-	cg, err := New(Config{Name: "minictr-test-" + testenv.UniqueID(), Resources: r, Tracer: rec})
+	cg, err := New(Config{Name: "minictr-test-" + testenv.UniqueID(), Resources: r, Layout: hostLayout(t), Tracer: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,14 +51,35 @@ func newTestCgroup(t *testing.T, r Resources) (Cgroup, *trace.Recorder) {
 			t.Error(err)
 		}
 	})
-	if want := map[string]int{"v1": 1, "v2": 2}[mode]; cg.Version() != want {
-		t.Fatalf("Version() = %d on a %s host", cg.Version(), mode)
-	}
-	if v, err := Detect(); v != cg.Version() || err != nil {
-		t.Errorf("Detect() = %d, %v, but New made a v%d group", v, err, cg.Version())
+	if got := version(cg); got != mode {
+		t.Fatalf("New made a %s group on a %s host", got, mode)
 	}
 	return cg, rec
 }
+
+// hostLayout reads this host's layout, as the engine does once per command.
+func hostLayout(t *testing.T) *Layout {
+	t.Helper()
+	l, err := DetectLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// version names the driver behind cg as testenv.CgroupMode does.
+func version(cg Cgroup) string {
+	switch cg.(type) {
+	case *v1:
+		return "v1"
+	case *v2:
+		return "v2"
+	}
+	return fmt.Sprintf("%T", cg)
+}
+
+// nameOf is the cgroup's name: the last element of its directories.
+func nameOf(cg Cgroup) string { return filepath.Base(cg.Paths()[0]) }
 
 // A proc is a busybox shell running a script inside a cgroup.
 type proc struct {
@@ -152,7 +173,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Load finds the same group, as after a restart of the engine.
-	loaded, err := Load(cg.Name(), nil)
+	loaded, err := Load(nameOf(cg), hostLayout(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +197,7 @@ func TestLifecycle(t *testing.T) {
 	if err := loaded.Destroy(); err != nil {
 		t.Errorf("second Destroy: %v", err)
 	}
-	if _, err := Load(cg.Name(), nil); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Load(nameOf(cg), hostLayout(t), nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load after Destroy: %v, want fs.ErrNotExist", err)
 	}
 
@@ -314,12 +335,12 @@ func TestNewCleansUpOnError(t *testing.T) {
 	}
 	name := "minictr-test-" + testenv.UniqueID()
 	// A quota below the kernel's 1ms minimum: the write fails.
-	_, err := New(Config{Name: name, Resources: Resources{CPUQuota: 10}})
+	_, err := New(Config{Name: name, Resources: Resources{CPUQuota: 10}, Layout: hostLayout(t)})
 	var pe *os.PathError
 	if !errors.As(err, &pe) || !strings.Contains(pe.Path, "cpu") {
 		t.Errorf("New with a 10us quota: %v, want an error naming the cpu file", err)
 	}
-	if _, err := Load(name, nil); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Load(name, hostLayout(t), nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("New left its directories behind after failing: %v", err)
 	}
 }
@@ -332,7 +353,7 @@ func TestNewRefusesAnExistingGroup(t *testing.T) {
 		t.Skip("no cgroups")
 	}
 	name := "minictr-test-" + testenv.UniqueID()
-	other, err := New(Config{Name: name})
+	other, err := New(Config{Name: name, Layout: hostLayout(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +370,7 @@ func TestNewRefusesAnExistingGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := New(Config{Name: name}); !errors.Is(err, fs.ErrExist) {
+	if _, err := New(Config{Name: name, Layout: hostLayout(t)}); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("New on an existing group: %v, want fs.ErrExist", err)
 	}
 	for i, d := range paths {
@@ -368,15 +389,12 @@ func TestNewRefusesAnExistingGroup(t *testing.T) {
 // /sys/fs/cgroup/unified. Pure v2 hosts run all the tests above on v2.
 func TestV2DestroyOnHybridHost(t *testing.T) {
 	testenv.SkipIfNotRoot(t)
-	m, err := readMounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v, _ := m.version(); v != 1 || m.unified == "" {
+	l := hostLayout(t)
+	if mode, _ := l.Mode(); mode != ModeHybrid {
 		t.Skip("not a hybrid host")
 	}
 	rec := &trace.Recorder{}
-	g := newV2(m.unified, "minictr-test-"+testenv.UniqueID(), rec)
+	g := newV2(l.Unified, "minictr-test-"+testenv.UniqueID(), rec)
 	if err := g.fs.mkdir(g.dir); err != nil { // no controllers to enable here
 		t.Fatal(err)
 	}

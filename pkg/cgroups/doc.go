@@ -26,7 +26,8 @@
 //	/sys/fs/cgroup/pids/minictr-x/pids.max                   100
 //
 // (cpu and cpuacct are often mounted together as "cpu,cpuacct"; this
-// package reads /proc/self/mountinfo to find where each one is.)
+// package reads /proc/self/mountinfo, through internal/procfs, to find
+// where each one is.)
 //
 // Version 2 has a single unified hierarchy: one directory per container, and
 // a parent must list a controller in its cgroup.subtree_control before its
@@ -44,8 +45,10 @@
 // an (almost empty) v2 hierarchy and gets the v1 driver; a pure v2 host
 // gets the v2 driver even when some program mounts a stray v1 hierarchy
 // (VPN clients such as Mullvad mount net_cls for split tunnelling). cpuacct
-// is joined where it is mounted, for CPU usage. [Detect] tells which driver
-// a host gets.
+// is joined where it is mounted, for CPU usage. [DetectLayout] reads where
+// the hierarchies are and [Layout.Mode] tells which driver a host gets; the
+// engine reads the layout once and hands it to [New], [Load] and, as plain
+// data, to the container's init (pkg/chroot) that mounts /sys/fs/cgroup.
 //
 // # Docker's numbers
 //

@@ -2,10 +2,12 @@ package cgroups
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/minictr/minictr/internal/procfs"
 	"github.com/minictr/minictr/internal/testenv"
 )
 
@@ -51,105 +53,167 @@ const mountinfoV1 = `25 30 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9
 32 25 0:30 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids
 `
 
-func TestParseMountinfo(t *testing.T) {
+// layoutOf parses a sample table as DetectLayout parses the host's.
+func layoutOf(t *testing.T, text string) *Layout {
+	t.Helper()
+	ms, err := procfs.ParseMountinfo(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return LayoutOf(ms)
+}
+
+func TestLayoutOf(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		text        string
-		version     int
+		mode        Mode
 		controllers map[string]string
 		unified     string
 	}{
-		{"separate cpu and cpuacct", mountinfoSeparate, 1, map[string]string{
+		{"separate cpu and cpuacct", mountinfoSeparate, ModeHybrid, map[string]string{
 			"cpu": "/sys/fs/cgroup/cpu", "cpuacct": "/sys/fs/cgroup/cpuacct",
 			"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids",
 		}, "/sys/fs/cgroup/unified"},
-		{"combined cpu,cpuacct", mountinfoCombined, 1, map[string]string{
+		{"combined cpu,cpuacct", mountinfoCombined, ModeHybrid, map[string]string{
 			"cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
 			"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids",
 		}, "/sys/fs/cgroup/unified"},
-		{"pure v2", mountinfoV2, 2, map[string]string{}, "/sys/fs/cgroup"},
+		{"pure v1", mountinfoV1, ModeV1, map[string]string{
+			"cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
+			"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids",
+			"net_cls": "/sys/fs/cgroup/net_cls,net_prio", "net_prio": "/sys/fs/cgroup/net_cls,net_prio",
+		}, ""},
+		{"pure v2", mountinfoV2, ModeV2, map[string]string{}, "/sys/fs/cgroup"},
+		{"pure v2 with a stray v1 net_cls", mountinfoV2StrayNetCls, ModeV2, map[string]string{
+			"net_cls": "/sys/fs/cgroup/net_cls",
+		}, "/sys/fs/cgroup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := parseMountinfo(strings.NewReader(tc.text))
-			if err != nil {
-				t.Fatal(err)
+			l := layoutOf(t, tc.text)
+			if !maps.Equal(l.Controllers, tc.controllers) {
+				t.Errorf("controllers = %v, want %v", l.Controllers, tc.controllers)
 			}
-			if len(m.controllers) != len(tc.controllers) {
-				t.Errorf("controllers = %v, want %v", m.controllers, tc.controllers)
+			if l.Unified != tc.unified {
+				t.Errorf("unified = %q, want %q", l.Unified, tc.unified)
 			}
-			for c, want := range tc.controllers {
-				if got := m.controllers[c]; got != want {
-					t.Errorf("controller %s at %q, want %q", c, got, want)
-				}
-			}
-			if m.controllers["name=systemd"] != "" || m.controllers["rw"] != "" {
-				t.Errorf("mount options taken for controllers: %v", m.controllers)
-			}
-			if m.unified != tc.unified {
-				t.Errorf("unified = %q, want %q", m.unified, tc.unified)
-			}
-			if v, err := m.version(); v != tc.version || err != nil {
-				t.Errorf("version() = %d, %v; want %d", v, err, tc.version)
+			if m, err := l.Mode(); m != tc.mode || err != nil {
+				t.Errorf("Mode() = %q, %v; want %q", m, err, tc.mode)
 			}
 		})
 	}
 }
 
-// TestVersionChoice: the driver follows memory, cpu and pids, not the
-// mere presence of a v1 hierarchy; Detect (version) and New (driver) agree.
-func TestVersionChoice(t *testing.T) {
+// TestVisible: the hierarchies handed to the container's init, which
+// mounts them at /sys/fs/cgroup (pkg/chroot). On a v2 host the unified one
+// alone, even with a stray v1 net_cls beside it; elsewhere every one, with
+// the controllers mount(8) needs to name each hierarchy again.
+func TestVisible(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		text string
+		want []Hierarchy
+	}{
+		{"pure v2", mountinfoV2, []Hierarchy{{"/sys/fs/cgroup", "cgroup2", "/", ""}}},
+		{"pure v2 with a stray v1 net_cls", mountinfoV2StrayNetCls, []Hierarchy{{"/sys/fs/cgroup", "cgroup2", "/", ""}}},
+		{"hybrid", mountinfoCombined, []Hierarchy{
+			{"/sys/fs/cgroup/unified", "cgroup2", "/", ""},
+			{"/sys/fs/cgroup/systemd", "cgroup", "/", "name=systemd"},
+			{"/sys/fs/cgroup/cpu,cpuacct", "cgroup", "/", "cpu,cpuacct"},
+			{"/sys/fs/cgroup/memory", "cgroup", "/", "memory"},
+			{"/sys/fs/cgroup/pids", "cgroup", "/", "pids"},
+		}},
+		{"pure v1", mountinfoV1, []Hierarchy{
+			{"/sys/fs/cgroup/systemd", "cgroup", "/", "name=systemd"},
+			{"/sys/fs/cgroup/net_cls,net_prio", "cgroup", "/", "net_cls,net_prio"},
+			{"/sys/fs/cgroup/cpu,cpuacct", "cgroup", "/", "cpu,cpuacct"},
+			{"/sys/fs/cgroup/memory", "cgroup", "/", "memory"},
+			{"/sys/fs/cgroup/pids", "cgroup", "/", "pids"},
+		}},
+		{"a subtree, an LSM option, a bind mount elsewhere and a second mount of memory", `25 30 0:23 / /sys/fs/cgroup ro shared:9 - tmpfs tmpfs ro,mode=755
+31 25 0:29 /docker/abc /sys/fs/cgroup/memory rw shared:15 - cgroup cgroup rw,seclabel,memory
+32 25 0:30 / /sys/fs/cgroup/pids rw shared:16 - cgroup cgroup rw,pids
+33 25 0:28 / /sys/fs/cgroup/cpu rw shared:14 - cgroup cgroup rw,cpu
+34 22 0:29 / /mnt/memory rw - cgroup cgroup rw,memory
+35 25 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+`, []Hierarchy{
+			{"/sys/fs/cgroup/memory", "cgroup", "/docker/abc", "memory"},
+			{"/sys/fs/cgroup/pids", "cgroup", "/", "pids"},
+			{"/sys/fs/cgroup/cpu", "cgroup", "/", "cpu"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := layoutOf(t, tc.text).Visible(); !slices.Equal(got, tc.want) {
+				t.Errorf("Visible() =\n%+v\nwant\n%+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestModeChoice: the driver follows memory, cpu and pids, not the mere
+// presence of a v1 hierarchy; Mode and the driver New and Load use agree.
+func TestModeChoice(t *testing.T) {
 	const none = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
 `
 	for _, tc := range []struct {
-		name    string
-		text    string
-		version int
-		err     error
-		paths   []string // the directories New would make for "minictr-x"
+		name  string
+		text  string
+		mode  Mode
+		err   error
+		paths []string // the directories New would make for "minictr-x"
 	}{
-		{"pure v2 with a stray v1 net_cls", mountinfoV2StrayNetCls, 2, nil,
+		{"pure v2 with a stray v1 net_cls", mountinfoV2StrayNetCls, ModeV2, nil,
 			[]string{"/sys/fs/cgroup/minictr-x"}},
-		{"pure v2", mountinfoV2, 2, nil, []string{"/sys/fs/cgroup/minictr-x"}},
-		{"hybrid, cpu and cpuacct apart", mountinfoSeparate, 1, nil, []string{
+		{"pure v2", mountinfoV2, ModeV2, nil, []string{"/sys/fs/cgroup/minictr-x"}},
+		{"hybrid, cpu and cpuacct apart", mountinfoSeparate, ModeHybrid, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
 			"/sys/fs/cgroup/cpuacct/minictr-x", "/sys/fs/cgroup/pids/minictr-x"}},
-		{"hybrid, cpu,cpuacct together", mountinfoCombined, 1, nil, []string{
+		{"hybrid, cpu,cpuacct together", mountinfoCombined, ModeHybrid, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu,cpuacct/minictr-x",
 			"/sys/fs/cgroup/pids/minictr-x"}},
-		{"pure v1", mountinfoV1, 1, nil, []string{
+		{"pure v1", mountinfoV1, ModeV1, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu,cpuacct/minictr-x",
 			"/sys/fs/cgroup/pids/minictr-x"}},
-		{"v1 without cpuacct", dropLines(mountinfoSeparate, "cpuacct"), 1, nil, []string{
+		{"v1 without cpuacct", dropLines(mountinfoSeparate, "cpuacct"), ModeHybrid, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
 			"/sys/fs/cgroup/pids/minictr-x"}},
-		{"v1 without pids", dropLines(mountinfoV1, "pids"), 0, ErrControllerMissing, nil},
-		{"hybrid without v1 pids", dropLines(mountinfoSeparate, "pids"), 0, ErrControllerMissing, nil},
-		{"only a stray v1 net_cls", dropLines(mountinfoV2StrayNetCls, "cgroup2"), 0, ErrNoCgroups, nil},
-		{"nothing", none, 0, ErrNoCgroups, nil},
+		{"v1 without pids", dropLines(mountinfoV1, "pids"), "", ErrControllerMissing, nil},
+		{"hybrid without v1 pids", dropLines(mountinfoSeparate, "pids"), "", ErrControllerMissing, nil},
+		{"only a stray v1 net_cls", dropLines(mountinfoV2StrayNetCls, "cgroup2"), "", ErrNoCgroups, nil},
+		{"nothing", none, "", ErrNoCgroups, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := parseMountinfo(strings.NewReader(tc.text))
-			if err != nil {
-				t.Fatal(err)
+			l := layoutOf(t, tc.text)
+			m, err := l.Mode()
+			if m != tc.mode || !errors.Is(err, tc.err) {
+				t.Errorf("Mode() = %q, %v; want %q, %v", m, err, tc.mode, tc.err)
 			}
-			v, err := m.version()
-			if v != tc.version || !errors.Is(err, tc.err) {
-				t.Errorf("version() = %d, %v; want %d, %v", v, err, tc.version, tc.err)
-			}
-			g, derr := m.driver("minictr-x", nil)
+			g, derr := open(l, "minictr-x", nil)
 			if tc.err != nil {
 				if !errors.Is(derr, tc.err) {
-					t.Errorf("driver() error = %v, want %v as from version()", derr, tc.err)
+					t.Errorf("open() error = %v, want %v as from Mode()", derr, tc.err)
 				}
 				return
 			}
 			if derr != nil {
-				t.Fatalf("driver(): %v", derr)
+				t.Fatalf("open(): %v", derr)
 			}
-			if g.Version() != tc.version || !slices.Equal(g.Paths(), tc.paths) {
-				t.Errorf("driver: version %d, paths %q; want %d, %q", g.Version(), g.Paths(), tc.version, tc.paths)
+			wantDriver := map[Mode]string{ModeV1: "v1", ModeHybrid: "v1", ModeV2: "v2"}[tc.mode]
+			if version(g) != wantDriver || !slices.Equal(g.Paths(), tc.paths) {
+				t.Errorf("driver: %s, paths %q; want %s, %q", version(g), g.Paths(), wantDriver, tc.paths)
 			}
 		})
+	}
+}
+
+// TestNoLayout: the layout is the engine's to read and hand over; New and
+// Load never guess it.
+func TestNoLayout(t *testing.T) {
+	if _, err := New(Config{Name: "minictr-x"}); !errors.Is(err, ErrNoLayout) {
+		t.Errorf("New without a layout: %v, want ErrNoLayout", err)
+	}
+	if _, err := Load("minictr-x", nil, nil); !errors.Is(err, ErrNoLayout) {
+		t.Errorf("Load without a layout: %v, want ErrNoLayout", err)
 	}
 }
 
@@ -164,21 +228,14 @@ func dropLines(text, s string) string {
 	return strings.Join(kept, "")
 }
 
-func TestParseMountinfoEscapesAndNone(t *testing.T) {
-	m, err := parseMountinfo(strings.NewReader(
-		`40 31 0:37 / /mnt/my\040cgroups rw - cgroup2 cgroup2 rw` + "\n"))
-	if err != nil {
-		t.Fatal(err)
+func TestLayoutEscapesAndNone(t *testing.T) {
+	l := layoutOf(t, `40 31 0:37 / /mnt/my\040cgroups rw - cgroup2 cgroup2 rw`+"\n")
+	if l.Unified != "/mnt/my cgroups" {
+		t.Errorf("unified = %q, want the space unescaped", l.Unified)
 	}
-	if m.unified != "/mnt/my cgroups" {
-		t.Errorf("unified = %q, want the space unescaped", m.unified)
-	}
-	m, err = parseMountinfo(strings.NewReader(`22 1 254:1 / / rw - ext4 /dev/vda1 rw` + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.version(); !errors.Is(err, ErrNoCgroups) {
-		t.Errorf("no cgroup mounts: version() error = %v, want ErrNoCgroups", err)
+	l = layoutOf(t, `22 1 254:1 / / rw - ext4 /dev/vda1 rw`+"\n")
+	if _, err := l.Mode(); !errors.Is(err, ErrNoCgroups) {
+		t.Errorf("no cgroup mounts: Mode() error = %v, want ErrNoCgroups", err)
 	}
 }
 
@@ -256,11 +313,15 @@ func TestCheckName(t *testing.T) {
 
 // TestDetectThisHost reads the real mount table; any user may.
 func TestDetectThisHost(t *testing.T) {
-	want := map[string]int{"v1": 1, "v2": 2}[testenv.CgroupMode()]
-	if want == 0 {
+	want := map[string][]Mode{"v1": {ModeV1, ModeHybrid}, "v2": {ModeV2}}[testenv.CgroupMode()]
+	if want == nil {
 		t.Skip("no cgroups mounted at /sys/fs/cgroup")
 	}
-	if got, err := Detect(); got != want || err != nil {
-		t.Errorf("Detect() = %d, %v; want %d (%s host)", got, err, want, testenv.CgroupMode())
+	l, err := DetectLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Mode(); !slices.Contains(want, got) || err != nil {
+		t.Errorf("Mode() = %q, %v; want one of %q (%s host)", got, err, want, testenv.CgroupMode())
 	}
 }

@@ -19,7 +19,6 @@ var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids"}
 // v1 is the driver for cgroup v1 and hybrid hosts: one directory per
 // controller hierarchy.
 type v1 struct {
-	name string
 	dirs map[string]string // controller -> this cgroup's directory
 	fs   cgroupfs
 }
@@ -37,11 +36,8 @@ func newV1(mountPoints map[string]string, name string, t trace.Tracer) (*v1, err
 			return nil, fmt.Errorf("%w: v1 %s hierarchy is not mounted", ErrControllerMissing, c)
 		}
 	}
-	return &v1{name: name, dirs: dirs, fs: cgroupfs{trace.Or(t)}}, nil
+	return &v1{dirs: dirs, fs: cgroupfs{trace.Or(t)}}, nil
 }
-
-func (g *v1) Name() string { return g.name }
-func (g *v1) Version() int { return 1 }
 
 // Paths lists the directories once each: cpu and cpuacct share one when
 // they are mounted together as "cpu,cpuacct".

@@ -17,18 +17,15 @@ var v2Controllers = []string{"memory", "cpu", "pids"}
 // v2 is the driver for a pure cgroup v2 host: one directory in the unified
 // hierarchy.
 type v2 struct {
-	name string
 	root string // the hierarchy's mount point, usually /sys/fs/cgroup; tests use a temporary directory
 	dir  string
 	fs   cgroupfs
 }
 
 func newV2(root, name string, t trace.Tracer) *v2 {
-	return &v2{name: name, root: root, dir: filepath.Join(root, name), fs: cgroupfs{trace.Or(t)}}
+	return &v2{root: root, dir: filepath.Join(root, name), fs: cgroupfs{trace.Or(t)}}
 }
 
-func (g *v2) Name() string            { return g.name }
-func (g *v2) Version() int            { return 2 }
 func (g *v2) Paths() []string         { return []string{g.dir} }
 func (g *v2) exists() error           { _, err := os.Stat(g.dir); return err }
 func (g *v2) file(name string) string { return filepath.Join(g.dir, name) }

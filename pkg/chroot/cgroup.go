@@ -1,15 +1,15 @@
 package chroot
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/procfs"
 )
 
 // hostCgroupDir is where the host mounts its cgroup filesystems.
@@ -19,13 +19,25 @@ const hostCgroupDir = "/sys/fs/cgroup"
 // read-only, so the container sees its limits but cannot change them.
 const cgroupOpts = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 
-// A hierarchy is one cgroup filesystem mounted under the host's
-// /sys/fs/cgroup, as /proc/self/mountinfo shows it.
-type hierarchy struct {
-	dir         string // name under /sys/fs/cgroup: "memory", "cpu,cpuacct", "unified"; "" for a pure v2 host
-	fstype      string // "cgroup" (v1) or "cgroup2"
-	root        string // the directory of the hierarchy the host's mount shows as its root
-	controllers string // v1 mount data naming the hierarchy: "memory", "cpu,cpuacct", "name=systemd"
+// A CgroupMount is one cgroup hierarchy the host mounts at /sys/fs/cgroup
+// or directly under it, for the container to see there. The engine reads
+// the host's layout once (pkg/cgroups) and passes these as plain data.
+type CgroupMount struct {
+	Point string // the host's mount point: "/sys/fs/cgroup" (pure v2) or "/sys/fs/cgroup/memory"
+	Type  string // "cgroup" (v1) or "cgroup2"
+	Root  string // the directory of the hierarchy the host's mount shows: "/" unless a subtree
+	// Controllers name a v1 hierarchy as mount(8) wants them ("cpu,cpuacct",
+	// "name=systemd"), and as /proc/PID/cgroup lists them. "" for v2.
+	Controllers string
+}
+
+// dir is the mount's name under /sys/fs/cgroup: "memory", "unified"; ""
+// for /sys/fs/cgroup itself.
+func (m CgroupMount) dir() string {
+	if m.Point == hostCgroupDir {
+		return ""
+	}
+	return filepath.Base(m.Point)
 }
 
 // mountCgroups shows the container its cgroups at /sys/fs/cgroup, read-only,
@@ -35,32 +47,26 @@ type hierarchy struct {
 // of its own (cgroup_namespaces(7)), so a fresh cgroup mount shows the
 // container's cgroup as its root, with the limits in its files.
 func (s *setup) mountCgroups() error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(hostCgroupDir, &st); err != nil {
-		s.t.Step(stage, "no "+hostCgroupDir+" on the host ("+err.Error()+"): the container gets no cgroup files", "")
+	hs := s.cfg.Cgroups
+	if len(hs) == 0 {
+		s.t.Step(stage, "the host mounts no cgroup filesystem on "+hostCgroupDir+": the container gets none", "")
 		return nil
-	}
-	hs, err := hostHierarchies()
-	if err != nil {
-		return err
 	}
 	target, err := mountPoint(s.root, hostCgroupDir, false)
 	if err != nil {
 		return err
 	}
-	var v1 []hierarchy
+	var v1 []CgroupMount
 	for _, h := range hs {
 		switch {
-		case h.dir == "" && st.Type == unix.CGROUP2_SUPER_MAGIC:
+		case h.Point == hostCgroupDir:
 			// A pure v2 host: one unified hierarchy for every controller.
 			return s.mountHierarchy(h, target)
-		case h.dir != "":
+		case filepath.Dir(h.Point) == hostCgroupDir:
 			v1 = append(v1, h)
+		default:
+			return fmt.Errorf("cgroup mount %s is not at or directly under %s", h.Point, hostCgroupDir)
 		}
-	}
-	if len(v1) == 0 {
-		s.t.Step(stage, "the host mounts no cgroup filesystem on "+hostCgroupDir+": the container gets none", "")
-		return nil
 	}
 	return s.mountCgroupV1(v1, target)
 }
@@ -69,12 +75,12 @@ func (s *setup) mountCgroups() error {
 // one directory per hierarchy, named as on the host, each with its own
 // cgroup mount, plus the host's symlinks (cpu -> cpu,cpuacct on many hosts).
 // The tmpfs turns read-only once populated.
-func (s *setup) mountCgroupV1(hs []hierarchy, target string) error {
+func (s *setup) mountCgroupV1(hs []CgroupMount, target string) error {
 	if err := s.mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
 	}
 	for _, h := range hs {
-		dir := filepath.Join(target, h.dir)
+		dir := filepath.Join(target, h.dir())
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return err
 		}
@@ -115,15 +121,15 @@ func (s *setup) copyCgroupLinks(target string) error {
 // mountHierarchy mounts one cgroup hierarchy read-only on dir. Naming the
 // controllers of an existing v1 hierarchy mounts that same hierarchy again;
 // it does not create a new one.
-func (s *setup) mountHierarchy(h hierarchy, dir string) error {
-	err := s.mount(h.fstype, dir, h.fstype, cgroupOpts, h.controllers)
+func (s *setup) mountHierarchy(h CgroupMount, dir string) error {
+	err := s.mount(h.Type, dir, h.Type, cgroupOpts, h.Controllers)
 	if !errors.Is(err, unix.EPERM) {
 		return err
 	}
 	// In a user namespace the kernel lets us mount cgroups only in a cgroup
 	// namespace owned by it. Without one, bind-mount our own cgroup's
 	// directory from the host's mount instead (runc does the same).
-	s.t.Step(stage, h.fstype+" mount refused (EPERM, user namespace without a cgroup namespace): bind our own cgroup", "")
+	s.t.Step(stage, h.Type+" mount refused (EPERM, user namespace without a cgroup namespace): bind our own cgroup", "")
 	src, err := ownCgroupDir(h)
 	if err != nil {
 		return err
@@ -135,80 +141,23 @@ func (s *setup) mountHierarchy(h hierarchy, dir string) error {
 }
 
 // ownCgroupDir returns the host directory of this thread's cgroup in h.
-func ownCgroupDir(h hierarchy) (string, error) {
-	data, err := os.ReadFile("/proc/thread-self/cgroup")
+func ownCgroupDir(h CgroupMount) (string, error) {
+	entries, err := procfs.ThreadCgroups()
 	if err != nil {
 		return "", err
 	}
-	// Lines are "ID:controllers:path"; v2 has ID 0 and no controllers.
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || parts[1] != h.controllers {
+	// v2 is the entry with ID 0 and no controllers.
+	for _, e := range entries {
+		if e.Controllers != h.Controllers || (h.Type == "cgroup2") != (e.ID == 0) {
 			continue
 		}
 		// The host's mount may show only a subtree (root), and a cgroup
 		// namespace shows cgroups outside its own as "/..".
-		rel, err := filepath.Rel(h.root, parts[2])
+		rel, err := filepath.Rel(h.Root, e.Path)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", fmt.Errorf("cgroup %s is outside the host's %s mount (root %s)", parts[2], h.fstype, h.root)
+			return "", fmt.Errorf("cgroup %s is outside the host's %s mount (root %s)", e.Path, h.Type, h.Root)
 		}
-		return filepath.Join(hostCgroupDir, h.dir, rel), nil
+		return filepath.Join(h.Point, rel), nil
 	}
-	return "", fmt.Errorf("no cgroup %q in /proc/thread-self/cgroup", h.controllers)
-}
-
-// genericCgroupOpts are the super options of a v1 cgroup mount that are not
-// controllers (see cgroup1_parse_param in the kernel's cgroup-v1.c).
-var genericCgroupOpts = map[string]bool{"rw": true, "ro": true, "xattr": true, "noprefix": true,
-	"clone_children": true, "cpuset_v2_mode": true, "favordynmods": true, "none": true}
-
-// hostHierarchies lists the cgroup filesystems mounted on the host's
-// /sys/fs/cgroup (pure v2) or directly under it (v1 and hybrid), from /proc/self/mountinfo (proc(5)), whose lines
-// read: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTIONS.
-func hostHierarchies() ([]hierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var hs []hierarchy
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || len(fields) < sep+4 || seen[fields[4]] {
-			continue
-		}
-		h := hierarchy{fstype: fields[sep+1], root: fields[3]}
-		switch {
-		case fields[4] == hostCgroupDir:
-		case path.Dir(fields[4]) == hostCgroupDir:
-			h.dir = path.Base(fields[4])
-		default:
-			continue
-		}
-		switch h.fstype {
-		case "cgroup2":
-		case "cgroup":
-			var ctrls []string
-			for _, o := range strings.Split(fields[sep+3], ",") {
-				if !genericCgroupOpts[o] && !strings.HasPrefix(o, "release_agent=") {
-					ctrls = append(ctrls, o)
-				}
-			}
-			h.controllers = strings.Join(ctrls, ",")
-		default:
-			continue
-		}
-		seen[fields[4]] = true
-		hs = append(hs, h)
-	}
-	return hs, sc.Err()
+	return "", fmt.Errorf("no cgroup %q in /proc/thread-self/cgroup", h.Controllers)
 }

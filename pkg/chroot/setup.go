@@ -28,7 +28,11 @@ type Config struct {
 	MaskedPaths   []string // nil means DefaultMaskedPaths
 	ReadonlyPaths []string // nil means DefaultReadonlyPaths
 	Mounts        []Mount
-	Tracer        trace.Tracer
+	// Cgroups are the host's cgroup hierarchies to show at /sys/fs/cgroup,
+	// read-only: the unified one alone on a pure v2 host, else one per
+	// directory under /sys/fs/cgroup. None: no cgroup files.
+	Cgroups []CgroupMount
+	Tracer  trace.Tracer
 }
 
 // DefaultMaskedPaths are docker's: kernel interfaces that leak host

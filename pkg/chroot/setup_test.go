@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/internal/testenv"
+	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -34,6 +35,7 @@ type insideConfig struct {
 	ReadOnly   bool
 	Privileged bool
 	Mounts     []Mount
+	Cgroups    []CgroupMount // the host's, as the engine hands them over
 
 	CgroupMode  string   // the host's: "v1" or "v2" (testenv.CgroupMode)
 	CgroupNames []string // the host's /sys/fs/cgroup entries (v1)
@@ -68,7 +70,7 @@ func inside() int {
 		}
 	}
 	err := Setup(Config{Rootfs: cfg.Rootfs, ReadOnly: cfg.ReadOnly, Privileged: cfg.Privileged,
-		Mounts: cfg.Mounts, Tracer: trace.New(os.Stderr)})
+		Mounts: cfg.Mounts, Cgroups: cfg.Cgroups, Tracer: trace.New(os.Stderr)})
 	if err != nil {
 		fmt.Println("FAIL setup:", err)
 		return 1
@@ -370,7 +372,10 @@ func checkPts() error {
 // is told to go on.
 func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn func(pid int)) (results map[string]string, stderr string) {
 	t.Helper()
-	cfg.CgroupMode = testenv.CgroupMode()
+	if cfg.Cgroups == nil { // a test that gives its own layout also gives its mode
+		cfg.Cgroups = hostCgroups(t)
+		cfg.CgroupMode = testenv.CgroupMode()
+	}
 	if cfg.CgroupMode == "v1" {
 		entries, err := os.ReadDir("/sys/fs/cgroup")
 		if err != nil {
@@ -436,6 +441,22 @@ func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn
 	return results, errBuf.String()
 }
 
+// hostCgroups reads the host's cgroup layout and turns the hierarchies a
+// container sees into Config.Cgroups, as the engine does. (A test may
+// compose two stages; the stages themselves never import each other.)
+func hostCgroups(t *testing.T) []CgroupMount {
+	t.Helper()
+	l, err := cgroups.DetectLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []CgroupMount
+	for _, h := range l.Visible() {
+		ms = append(ms, CgroupMount(h))
+	}
+	return ms
+}
+
 // mountTable lists the host's mount points, sorted.
 func mountTable(t *testing.T) []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
@@ -484,6 +505,27 @@ func TestSetup(t *testing.T) {
 	// The rootfs itself gained no mounts and no /dev nodes on the host side.
 	if entries, _ := os.ReadDir(filepath.Join(rootfs, "dev")); len(entries) != 0 {
 		t.Errorf("host sees %d entries in rootfs/dev", len(entries))
+	}
+}
+
+// TestSetupCgroupV2Layout runs the pure v2 path on any host: the engine
+// hands over one unified hierarchy at /sys/fs/cgroup, and the container
+// gets a cgroup2 mount there, read-only, with no tmpfs under it. (On a
+// hybrid host this mounts its controller-less v2 hierarchy.)
+func TestSetupCgroupV2Layout(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	if testenv.CgroupMode() == "" {
+		t.Skip("the host mounts no cgroup filesystem")
+	}
+	cfg := insideConfig{Rootfs: busyboxRootfs(t), CgroupMode: "v2",
+		Cgroups: []CgroupMount{{Point: "/sys/fs/cgroup", Type: "cgroup2", Root: "/"}}}
+	results, stderr := runInside(t, cfg, newNS, nil)
+	wantChecks(t, results, "cgroup-layout", "cgroup-ro")
+	if want := "mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 " + cfg.Rootfs + "/sys/fs/cgroup\n"; !strings.Contains(stderr, want) {
+		t.Errorf("trace lacks %q:\n%s", want, stderr)
+	}
+	if strings.Contains(stderr, " tmpfs "+cfg.Rootfs+"/sys/fs/cgroup\n") {
+		t.Errorf("a tmpfs at /sys/fs/cgroup on a v2 layout:\n%s", stderr)
 	}
 }
 

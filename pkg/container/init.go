@@ -38,6 +38,9 @@ type initSpec struct {
 	Capabilities    []string `json:"capabilities"`
 	NoNewPrivileges bool     `json:"noNewPrivileges"`
 	TraceFD         int      `json:"traceFD,omitempty"`
+	// Cgroups are the host's hierarchies to mount at /sys/fs/cgroup, from
+	// the layout the engine read once.
+	Cgroups []chroot.CgroupMount `json:"cgroups,omitempty"`
 }
 
 // IsInit reports whether this process is a container init started by Run.
@@ -76,6 +79,7 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 		Rootfs:     s.Rootfs,
 		ReadOnly:   s.ReadOnly,
 		Privileged: s.Privileged,
+		Cgroups:    s.Cgroups,
 		Tracer:     t,
 	})
 	if err != nil {

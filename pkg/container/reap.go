@@ -20,8 +20,9 @@ const startGrace = time.Minute
 // Reap removes what containers of an engine that was killed (kill -9, a
 // crash, a reboot) left behind: their cgroups, snapshots and state
 // directories. A container counts as dead when the process in its state
-// file is gone. Run calls it first, so leftovers never pile up.
-func Reap(root, runRoot string, t trace.Tracer) error {
+// file is gone. Run calls it first, so leftovers never pile up. layout is
+// the host's cgroup layout, as the command read it.
+func Reap(root, runRoot string, layout *cgroups.Layout, t trace.Tracer) error {
 	t = trace.Or(t)
 	entries, err := os.ReadDir(filepath.Join(runRoot, "containers"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -37,7 +38,7 @@ func Reap(root, runRoot string, t trace.Tracer) error {
 			continue
 		}
 		t.Step("engine", fmt.Sprintf("container %s was left by an engine that died: reclaiming it", ShortID(id)), "")
-		if err := reap(root, runRoot, id, t); err != nil {
+		if err := reap(root, runRoot, id, layout, t); err != nil {
 			errs = append(errs, fmt.Errorf("reclaiming container %s: %w", ShortID(id), err))
 		}
 	}
@@ -57,9 +58,9 @@ func stale(dir string) bool {
 	return !s.alive()
 }
 
-func reap(root, runRoot, id string, t trace.Tracer) error {
+func reap(root, runRoot, id string, layout *cgroups.Layout, t trace.Tracer) error {
 	var errs []error
-	cg, err := cgroups.Load("minictr-"+id, t)
+	cg, err := cgroups.Load("minictr-"+id, layout, t)
 	switch {
 	case err == nil:
 		errs = append(errs, cg.Destroy())

@@ -114,7 +114,11 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	}
 	// What an engine killed with SIGKILL left behind goes first; failing
 	// to remove it is only worth a warning.
-	reapErr := Reap(o.Root, o.RunRoot, t)
+	layout, err := cgroupLayout(t)
+	if err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	reapErr := Reap(o.Root, o.RunRoot, layout, t)
 	id := newID()
 	if s.Hostname == "" {
 		s.Hostname = ShortID(id)
@@ -156,7 +160,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	// a few threads while it sets up, and a limit below that would kill it.
 	limits := s.Resources
 	limits.PidsLimit = 0
-	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + id, Resources: limits, Tracer: t})
+	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + id, Resources: limits, Layout: layout, Tracer: t})
 	if err != nil {
 		return &StartError{Code: 125, Err: fmt.Errorf("creating cgroup: %w", err)}
 	}
@@ -178,6 +182,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		Privileged:      s.Privileged,
 		Capabilities:    caps,
 		NoNewPrivileges: s.NoNewPrivileges,
+		Cgroups:         cgroupMounts(layout),
 	}
 	term := foregroundTerminal(o.Stdin)
 	cfg := namespaces.Config{

@@ -2,14 +2,12 @@ package container
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/minictr/minictr/internal/atomicfile"
+	"github.com/minictr/minictr/internal/procfs"
 )
 
 // state is what a running container leaves in its state directory, so that
@@ -69,20 +67,9 @@ func (s state) alive() bool {
 // startTime reads a live process's start time, in clock ticks since boot,
 // from /proc/PID/stat (proc(5)); 0 when it is gone or a zombie.
 func startTime(pid int) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.State == 'Z' {
 		return 0
 	}
-	// The command name sits in parentheses and may hold anything: parse
-	// from the last ')'. Fields after it start at field 3 (state).
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 || fields[0] == "Z" {
-		return 0
-	}
-	start, _ := strconv.ParseUint(fields[19], 10, 64)
-	return start
+	return st.StartTime
 }
