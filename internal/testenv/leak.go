@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/procfs"
 )
 
 // Main is TestMain for a package with testscripts: it registers the
@@ -114,16 +115,9 @@ func minictrCgroups() map[string]bool {
 
 func mountPoints() map[string]bool {
 	out := map[string]bool{}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) > 4 {
-			out[fields[4]] = true
-		}
+	ms, _ := procfs.Mounts() // unreadable: nothing to compare, as before
+	for _, m := range ms {
+		out[m.Point] = true
 	}
 	return out
 }
@@ -148,22 +142,12 @@ func children() map[string]bool {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
+		st, err := procfs.ReadStat(pid)
+		if err != nil || st.State == 'Z' {
 			continue
 		}
-		// The command sits in parentheses and may hold spaces: parse after ')'.
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) < 2 || fields[0] == "Z" {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
-			out[fmt.Sprintf("%d %s", pid, s[strings.IndexByte(s, '(')+1:i])] = true
+		if st.PPID == self {
+			out[fmt.Sprintf("%d %s", pid, st.Comm)] = true
 		}
 	}
 	return out

@@ -1,9 +1,14 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestBusyboxRootfs(t *testing.T) {
@@ -58,5 +63,41 @@ func TestReleaseAtLeast(t *testing.T) {
 	}
 	if ok, err := Condition("kernel:2.6"); !ok || err != nil {
 		t.Errorf("[kernel:2.6] = %v, %v; want true", ok, err)
+	}
+}
+
+// TestSnapshotSeesOddNames: the leak check reads the kernel's tables through
+// internal/procfs, so a child whose command name holds parentheses and
+// spaces, and a mount point with a space, are named as they are.
+func TestSnapshotSeesOddNames(t *testing.T) {
+	dir := t.TempDir()
+	odd := filepath.Join(dir, "a) b (c")
+	if err := os.Symlink("/bin/sleep", odd); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(odd, "30")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("needs /bin/sleep: %v", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	want := fmt.Sprintf("%d a) b (c", cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); !children()[want]; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // the name changes at exec: wait for it
+			t.Fatalf("children() = %v, want %q among them", children(), want)
+		}
+	}
+	if !IsRoot() {
+		return
+	}
+	point := filepath.Join(dir, "my mounts")
+	if err := os.Mkdir(point, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", point, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(point, unix.MNT_DETACH)
+	if !mountPoints()[point] {
+		t.Errorf("mountPoints() lacks %q", point)
 	}
 }
