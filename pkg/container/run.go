@@ -292,7 +292,7 @@ func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() 
 			}
 		}
 	}()
-	err := child.ReleaseWith(payload, ready)
+	err := child.Release(payload, ready)
 	close(done)
 	select {
 	case sig := <-interrupted:

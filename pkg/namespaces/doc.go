@@ -31,14 +31,16 @@
 //     bytes, and reads the answer.
 //  5. Handshake returns the payload; if a cgroup namespace was requested it
 //     unshares it now, so that the cgroup the parent chose is its root.
-//  6. The child sets up the container (mounts, hostname, privileges) and
-//     execs the user's command. The socket is close-on-exec, so a
-//     successful exec closes it and Release reads EOF: it returns nil.
-//  7. If set-up fails, the child calls Reporter.Fail, which writes a JSON
+//  6. The child sets up the container (mounts, hostname, privileges), then
+//     reports Ready and waits; Release runs the caller's ready hook (the
+//     engine writes the pids limit there) and sends the go-ahead.
+//  7. The child execs the user's command. The socket is close-on-exec, so
+//     a successful exec closes it and Release reads EOF: it returns nil.
+//  8. If set-up fails, the child calls Reporter.Fail, which writes a JSON
 //     InitError (message and exit code), and exits; Release returns it.
-//     A child that dies without a word also closes the socket: Release
-//     tells the two apart by the process name, which execve changes, and
-//     returns an error with the exit status.
+//     The Ready report is mandatory: a socket that closes before it is a
+//     child that died without a word (or exec'd too early, and is killed),
+//     and Release returns an error with the exit status.
 //
 // The shell equivalent of step 1 is unshare(1):
 // unshare --uts --pid --mount --ipc --net --fork CMD.

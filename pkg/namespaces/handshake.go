@@ -112,7 +112,9 @@ func (r *Reporter) Fail(code int, err error) {
 }
 
 // Ready tells the parent that set-up is done and waits for its go-ahead.
-// The pause is for what must come last before exec: the engine writes the
+// Every init must call it, last before exec: Release takes a socket that
+// closes without it for a death, never for an exec. The pause is for what
+// must come last before exec: the engine writes the
 // pids limit there, which a Go init still starting threads could not live
 // with earlier (runc writes its cgroup limits at the same point, which it
 // calls procReady). An error means the parent refused, or is gone.

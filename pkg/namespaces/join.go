@@ -13,6 +13,10 @@ import (
 var ErrJoinUser = errors.New("joining a user namespace: setns(CLONE_NEWUSER) fails in a multithreaded process " +
 	"such as a running Go program; use the nsenter package, which joins before the Go runtime starts")
 
+// Join has no caller yet: `minictr exec` (the lifecycle issue) will use
+// it, with JoinCommand for its --explain line and the nsenter package for
+// containers with a user namespace (the hardening issue).
+//
 // Join moves the calling goroutine's OS thread into the namespaces of
 // process pid, for the kinds given (not User: see ErrJoinUser). It is what
 // `minictr exec` needs: a process started by this goroutine afterwards
@@ -79,7 +83,8 @@ func joinOrder(ks []Kind) []Kind {
 	return out
 }
 
-// JoinCommand returns the nsenter(1) command that joins the same namespaces:
+// JoinCommand will be `minictr exec`'s --explain line (lifecycle issue).
+// It returns the nsenter(1) command that joins the same namespaces:
 // "nsenter --target 4242 --uts --ipc --net --pid --mount".
 func JoinCommand(pid int, ks []Kind) string {
 	cmd := fmt.Sprintf("nsenter --target %d", pid)

@@ -8,12 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -68,7 +66,6 @@ type Child struct {
 
 	cmd  *exec.Cmd
 	sock *os.File // the parent's end of the handshake socket
-	comm string   // the child's command name before it execs anything
 
 	waitOnce sync.Once
 	status   syscall.WaitStatus
@@ -140,13 +137,6 @@ func Start(cfg Config) (*Child, error) {
 		return nil, fmt.Errorf("starting init in new namespaces (%s): %w", FlagNames(kinds), err)
 	}
 	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, sock: parentEnd}
-	// The name the kernel gives the child when it execs path: the file's
-	// base name, cut to TASK_COMM_LEN-1 bytes. Not read from /proc now:
-	// the child may not have reached that exec yet.
-	c.comm = filepath.Base(path)
-	if len(c.comm) > 15 {
-		c.comm = c.comm[:15]
-	}
 	traceStart(t, c.Pid, path, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
 	return c, nil
 }
@@ -234,18 +224,20 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 }
 
 // Release sends payload to the child blocked in Handshake and waits for
-// its answer. It returns nil once the child has exec'd (its end of the
-// socket is close-on-exec, so a successful exec reads as EOF), an
-// *InitError if the child reported a set-up failure, and another error if
-// the child died without a word. Release never hangs on a dead child: the
-// child's death closes its end of the socket too.
-func (c *Child) Release(payload []byte) error { return c.ReleaseWith(payload, nil) }
-
-// ReleaseWith is Release with a hook: when the child reports Ready (set-up
-// done, about to exec), ready runs before the child gets its go-ahead. An
-// error from ready is returned, and the child gets no go-ahead: the
-// caller kills it.
-func (c *Child) ReleaseWith(payload []byte, ready func() error) error {
+// its answer. The child sets up, then reports Ready (set-up done, about to
+// exec); ready, when not nil, runs then, before the child gets its
+// go-ahead: the engine sets the limits there that a Go init could not live
+// under while it set up (pids). Release returns nil once the child has
+// exec'd (its end of the socket is close-on-exec, so the exec after the
+// go-ahead reads as EOF), the error of ready (the child gets no go-ahead,
+// and the caller kills it), an *InitError if the child reported a set-up
+// failure, and another error if the child went away without a word.
+//
+// Ready is mandatory: a socket that closes before it is a child that died
+// (or exec'd without the go-ahead, which Release kills), never a success.
+// Release never hangs on a dead child: the child's death closes its end of
+// the socket too.
+func (c *Child) Release(payload []byte, ready func() error) error {
 	defer c.sock.Close()
 	if len(payload) > maxPayload {
 		return fmt.Errorf("releasing init: payload of %d bytes is over the %d limit", len(payload), maxPayload)
@@ -254,38 +246,47 @@ func (c *Child) ReleaseWith(payload []byte, ready func() error) error {
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
-	wasReady := false
-	for {
-		msg, err := readFrame(c.sock)
-		if errors.Is(err, io.EOF) {
-			break // the socket closed: exec, or death
-		}
-		if err != nil {
-			return fmt.Errorf("reading the answer of init (PID %d): %w", c.Pid, err)
-		}
-		var a answer
-		if err := json.Unmarshal(msg, &a); err != nil {
-			return fmt.Errorf("init (PID %d) sent a malformed answer %q: %w", c.Pid, msg, err)
-		}
-		if !a.Ready {
-			return &InitError{Message: a.Message, Code: a.Code}
-		}
-		if ready != nil {
-			if err := ready(); err != nil {
-				return err
-			}
-		}
-		if _, err := c.sock.Write([]byte{1}); err != nil {
-			return c.silentDeath("before its go-ahead", err)
-		}
-		wasReady = true
+	msg, err := readFrame(c.sock)
+	if errors.Is(err, io.EOF) {
+		// A child that dies is already exiting when its socket closes, so
+		// the kill changes nothing of its status; one that exec'd without
+		// the go-ahead must not run on unlimited.
+		_ = c.cmd.Process.Signal(syscall.SIGKILL)
+		return c.silentDeath("during set-up", nil)
 	}
-	// After Ready, the child does nothing but exec: the socket's EOF is
-	// that exec (a death in between shows in Wait). Without Ready, look.
-	if wasReady || c.execed() {
+	if err != nil {
+		return fmt.Errorf("reading the answer of init (PID %d): %w", c.Pid, err)
+	}
+	var a answer
+	if err := json.Unmarshal(msg, &a); err != nil {
+		return fmt.Errorf("init (PID %d) sent a malformed answer %q: %w", c.Pid, msg, err)
+	}
+	if !a.Ready {
+		return &InitError{Message: a.Message, Code: a.Code}
+	}
+	if ready != nil {
+		if err := ready(); err != nil {
+			return err
+		}
+	}
+	if _, err := c.sock.Write([]byte{1}); err != nil {
+		return c.silentDeath("before its go-ahead", err)
+	}
+	// After the go-ahead the child does nothing but exec: the socket's EOF
+	// is that exec, and a death in between shows in Wait. What it sends
+	// instead is the exec's failure.
+	msg, err = readFrame(c.sock)
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
-	return c.silentDeath("during set-up", nil)
+	if err != nil {
+		return fmt.Errorf("reading the answer of init (PID %d): %w", c.Pid, err)
+	}
+	var failed answer
+	if err := json.Unmarshal(msg, &failed); err != nil || failed.Ready {
+		return fmt.Errorf("init (PID %d) sent a malformed answer %q after its go-ahead", c.Pid, msg)
+	}
+	return &InitError{Message: failed.Message, Code: failed.Code}
 }
 
 func writeFrame(w io.Writer, payload []byte) error {
@@ -294,35 +295,6 @@ func writeFrame(w io.Writer, payload []byte) error {
 	copy(frame[4:], payload)
 	_, err := w.Write(frame)
 	return err
-}
-
-// execed tells a successful exec from a silent death, which both close the
-// socket. The kernel renames a process at execve (its comm becomes the new
-// program's name), and a dead process keeps its last name while it is a
-// zombie. So: while the name is unchanged, the child is either in the
-// middle of execve or dying; wait a moment for one or the other. (A child
-// that execs a program with its own name, and runs on, counts as exec'd.)
-func (c *Child) execed() bool {
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if name := comm(c.Pid); name != c.comm {
-			return true
-		}
-		if c.exited() {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
-
-// exited reports whether the child has terminated, without reaping it, so
-// that Wait still gets its status.
-func (c *Child) exited() bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PID, c.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-	// With WNOHANG and nothing to report, the kernel leaves si_signo 0.
-	return err == nil && info.Signo == int32(unix.SIGCHLD)
 }
 
 // silentDeath waits for the dead child and says how it ended.
@@ -339,21 +311,6 @@ func describe(s syscall.WaitStatus) string {
 		return "killed by signal " + unix.SignalName(s.Signal())
 	}
 	return fmt.Sprintf("exit status %d", s.ExitStatus())
-}
-
-// comm reads a process's name from /proc/PID/stat (it is the text between
-// the first '(' and the last ')').
-func comm(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(stat)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return ""
-	}
-	return s[open+1 : end]
 }
 
 // Signal sends sig to the child.

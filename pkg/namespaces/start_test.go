@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/minictr/minictr/internal/procfs"
 	"github.com/minictr/minictr/internal/testenv"
 	"github.com/minictr/minictr/pkg/trace"
 )
@@ -54,11 +55,10 @@ func testInit() int {
 		return execOrFail(r, "/bin/true")
 	case "exec":
 		return execOrFail(r, "/bin/sh", "-c", string(payload))
-	case "ready-exec":
-		if err := r.Ready(); err != nil {
-			return 125 // the parent refused: no go-ahead
-		}
-		return execOrFail(r, "/bin/sh", "-c", string(payload))
+	case "exec-unready":
+		return execUnready(r, "/bin/sleep", "60")
+	case "ready-fail-exec":
+		return execOrFail(r, "/nonexistent/program")
 	case "sleep":
 		if err := unix.Sethostname(payload); err != nil {
 			r.Fail(125, os.NewSyscallError("sethostname", err))
@@ -87,7 +87,16 @@ func engine() int {
 	return 0
 }
 
+// execOrFail reports Ready, as every init must, then execs argv.
 func execOrFail(r *Reporter, argv ...string) int {
+	if err := r.Ready(); err != nil {
+		return 125 // the parent refused: no go-ahead
+	}
+	return execUnready(r, argv...)
+}
+
+// execUnready execs argv without reporting Ready: a broken init.
+func execUnready(r *Reporter, argv ...string) int {
 	err := unix.Exec(argv[0], argv, os.Environ())
 	r.Fail(126, &os.PathError{Op: "exec", Path: argv[0], Err: err})
 	return 126
@@ -168,7 +177,7 @@ func start(t *testing.T, mode string, cfg Config) *Child {
 func release(t *testing.T, c *Child, payload []byte) error {
 	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- c.Release(payload) }()
+	go func() { done <- c.Release(payload, nil) }()
 	select {
 	case err := <-done:
 		return err
@@ -296,33 +305,59 @@ func TestReleaseExec(t *testing.T) {
 	}
 }
 
-// ReleaseWith runs its hook while the child waits, just before its exec,
-// and a hook's error stops the child from exec'ing at all.
-func TestReleaseWithReadyHook(t *testing.T) {
-	c := start(t, "ready-exec", Config{})
+// Release runs its ready hook while the child waits, just before its
+// exec, and a hook's error stops the child from exec'ing at all.
+func TestReleaseReadyHook(t *testing.T) {
+	c := start(t, "exec", Config{})
 	hooked := false
-	err := c.ReleaseWith([]byte("exit 5"), func() error {
-		// The child is still this binary, waiting: it has not exec'd yet.
-		if got := comm(c.Pid); got != c.comm {
-			t.Errorf("child already exec'd (%q) when the hook ran", got)
+	err := c.Release([]byte("exit 5"), func() error {
+		// The child is still this binary (/proc/self/exe), waiting: it has
+		// not exec'd the shell yet.
+		if st, err := procfs.ReadStat(c.Pid); err != nil || st.Comm != "exe" {
+			t.Errorf("child's name %q (%v) when the hook ran, want \"exe\": it exec'd too early", st.Comm, err)
 		}
 		hooked = true
 		return nil
 	})
 	if err != nil || !hooked {
-		t.Fatalf("ReleaseWith = %v, hook ran: %v", err, hooked)
+		t.Fatalf("Release = %v, hook ran: %v", err, hooked)
 	}
 	if status, _ := c.Wait(); status.ExitStatus() != 5 {
 		t.Errorf("exit status %d, want 5 (the exec'd shell's)", status.ExitStatus())
 	}
 
-	c = start(t, "ready-exec", Config{})
+	c = start(t, "exec", Config{})
 	refused := errors.New("limits could not be set")
-	if err := c.ReleaseWith([]byte("exit 5"), func() error { return refused }); !errors.Is(err, refused) {
-		t.Fatalf("ReleaseWith with a failing hook = %v, want %v", err, refused)
+	if err := c.Release([]byte("exit 5"), func() error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("Release with a failing hook = %v, want %v", err, refused)
 	}
 	if status, _ := c.Wait(); status.ExitStatus() != 125 {
 		t.Errorf("exit status %d, want 125: a refused child must not exec", status.ExitStatus())
+	}
+}
+
+// The ready phase is mandatory: a child that execs without reporting Ready
+// is no success, however its name changed (the old heuristic took a new
+// name for an exec), and it does not run on.
+func TestReleaseExecWithoutReady(t *testing.T) {
+	c := start(t, "exec-unready", Config{})
+	err := release(t, c, nil)
+	var ie *InitError
+	if err == nil || errors.As(err, &ie) || !strings.Contains(err.Error(), "during set-up without a word") {
+		t.Fatalf("Release = %v, want a plain error: set-up ended without Ready", err)
+	}
+	if status, _ := c.Wait(); !status.Signaled() || status.Signal() != syscall.SIGKILL {
+		t.Errorf("the program exec'd without Ready ended with %v, want SIGKILL", status)
+	}
+}
+
+// An exec that fails after the go-ahead is reported as the init's error.
+func TestReleaseExecFailsAfterReady(t *testing.T) {
+	c := start(t, "ready-fail-exec", Config{})
+	err := release(t, c, nil)
+	var ie *InitError
+	if !errors.As(err, &ie) || ie.Code != 126 || !strings.Contains(ie.Message, "/nonexistent/program") {
+		t.Fatalf("Release = %#v, want an InitError 126 naming the program", err)
 	}
 }
 
@@ -381,18 +416,29 @@ func TestStartChildDiesWithEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := strings.TrimSpace(string(out))
+	p, err := strconv.Atoi(pid)
+	if err != nil {
+		t.Fatalf("engine printed %q, want a PID", out)
+	}
 	// Wait, since Handshake blocks forever otherwise; accept a zombie
 	// waiting for the host's init to reap it.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil || strings.Contains(string(stat), ") Z ") {
+		st, err := procfs.ReadStat(p)
+		if err != nil || st.State == 'Z' {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("init %s still alive 10s after its engine exited", pid)
-	if p, err := strconv.Atoi(pid); err == nil {
-		syscall.Kill(p, syscall.SIGKILL)
-	}
+	syscall.Kill(p, syscall.SIGKILL)
+}
+
+// exited reports whether the child has terminated, without reaping it, so
+// that Wait still gets its status.
+func (c *Child) exited() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, c.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	// With WNOHANG and nothing to report, the kernel leaves si_signo 0.
+	return err == nil && info.Signo == int32(unix.SIGCHLD)
 }

@@ -1,6 +1,7 @@
 // Package nsenter runs a command inside the namespaces of a running
 // process, the user namespace included: what `minictr exec` needs for a
-// container that has its own user namespace.
+// container that has its own user namespace. Nothing calls it yet: exec
+// (the lifecycle issue) and user namespaces (the hardening issue) will.
 //
 // The kernel refuses setns(2) into a user namespace from a multithreaded
 // process (user_namespaces(7), setns(2): EINVAL), and a Go program has

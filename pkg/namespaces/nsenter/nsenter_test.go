@@ -40,6 +40,9 @@ func testMain() int {
 		r.Fail(125, os.NewSyscallError("sethostname", err))
 		return 125
 	}
+	if err := r.Ready(); err != nil {
+		return 125
+	}
 	err = unix.Exec("/bin/sleep", []string{"sleep", "60"}, os.Environ())
 	r.Fail(126, err)
 	return 126
@@ -90,7 +93,7 @@ func startTarget(t *testing.T, hostname string) *namespaces.Child {
 		c.Signal(syscall.SIGKILL)
 		c.Wait()
 	})
-	if err := c.Release([]byte(hostname)); err != nil {
+	if err := c.Release([]byte(hostname), nil); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	return c
