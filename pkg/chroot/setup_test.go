@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/minictr/minictr/internal/procfs"
 	"github.com/minictr/minictr/internal/testenv"
 	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/trace"
@@ -114,15 +115,15 @@ func checks(cfg insideConfig) []check {
 		{"old-root-gone", func() error {
 			// Only the container's own mounts are left (the volume test
 			// mounts on /etc, where its /data symlink points).
-			data, err := os.ReadFile("/proc/self/mountinfo")
+			ms, err := procfs.Mounts()
 			if err != nil {
 				return err
 			}
-			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-				mp := strings.Fields(line)[4]
+			for _, m := range ms {
+				mp := m.Point
 				if mp != "/" && !strings.HasPrefix(mp, "/proc") && !strings.HasPrefix(mp, "/sys") &&
 					!strings.HasPrefix(mp, "/dev") && !(len(cfg.Mounts) > 0 && mp == "/etc") {
-					return fmt.Errorf("host mount still visible: %s", line)
+					return fmt.Errorf("host mount still visible: %+v", m)
 				}
 			}
 			return nil
@@ -459,13 +460,13 @@ func hostCgroups(t *testing.T) []CgroupMount {
 
 // mountTable lists the host's mount points, sorted.
 func mountTable(t *testing.T) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := procfs.Mounts()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		out = append(out, strings.Fields(line)[4])
+	for _, m := range ms {
+		out = append(out, m.Point)
 	}
 	slices.Sort(out)
 	return out
