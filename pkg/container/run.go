@@ -112,12 +112,12 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
-	// What an engine killed with SIGKILL left behind goes first; failing
-	// to remove it is only worth a warning.
 	layout, err := cgroupLayout(t)
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
+	// What an engine killed with SIGKILL left behind goes first; failing
+	// to remove it is only worth a warning.
 	reapErr := Reap(o.Root, o.RunRoot, layout, t)
 	id := newID()
 	if s.Hostname == "" {
