@@ -27,7 +27,7 @@ var rules = map[string][]string{
 		"github.com/klauspost/compress", "github.com/vbauerster/mpb", "github.com/schollz/progressbar", "github.com/docker/cli", "github.com/docker/docker-credential-helpers",
 		module + "/pkg/trace", module + "/pkg/image", module + "/internal/atomicfile"},
 	// Test support for images: builds test images and registries.
-	"pkg/image/imagetest": {"golang.org/x/sys", "github.com/google/go-containerregistry", "github.com/rogpeppe/go-internal/testscript",
+	"internal/imagetest": {"golang.org/x/sys", "github.com/google/go-containerregistry", "github.com/rogpeppe/go-internal/testscript",
 		module + "/internal/testenv", module + "/pkg/image"},
 	// Lessons are standalone: the standard library and x/sys only.
 	"lessons/": {"golang.org/x/sys"},
