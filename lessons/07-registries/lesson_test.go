@@ -6,8 +6,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/minictr/minictr/cmd/minictr/cli"
+	"github.com/minictr/minictr/internal/imagetest"
 	"github.com/minictr/minictr/internal/testenv"
-	"github.com/minictr/minictr/pkg/image/imagetest"
 )
 
 func TestMain(m *testing.M) {
@@ -16,7 +16,7 @@ func TestMain(m *testing.M) {
 
 // TestLesson runs the lesson against two local registries the scripts
 // start: Debian's docker-registry (with htpasswd) and go-containerregistry's
-// in-process one (plain, or behind token auth); see pkg/image/imagetest.
+// in-process one (plain, or behind token auth); see internal/imagetest.
 func TestLesson(t *testing.T) {
 	p := testenv.Params("testdata")
 	p.Cmds = imagetest.Commands()

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -13,29 +12,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/minictr/minictr/internal/imagetest"
 )
-
-// hostileFixture is one row of testdata/hostile/README.md.
-type hostileFixture struct{ file, entry, want string }
-
-func hostileFixtures(t *testing.T, dir string) []hostileFixture {
-	f, err := os.Open(filepath.Join(dir, "README.md"))
-	if err != nil {
-		t.Skipf("no hostile fixtures: %v", err)
-	}
-	defer f.Close()
-	var out []hostileFixture
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "|")
-		if len(cols) != 6 || !strings.HasPrefix(strings.TrimSpace(cols[1]), "`") {
-			continue
-		}
-		unquote := func(s string) string { return strings.Trim(strings.TrimSpace(s), "`") }
-		out = append(out, hostileFixture{file: unquote(cols[1]), entry: unquote(cols[3]), want: unquote(cols[4])})
-	}
-	return out
-}
 
 // TestPullRefusesHostileLayers serves each hostile layer of
 // testdata/hostile (made by internal/hostilegen) from an honest registry:
@@ -44,17 +23,17 @@ func hostileFixtures(t *testing.T, dir string) []hostileFixture {
 // store unchanged.
 func TestPullRefusesHostileLayers(t *testing.T) {
 	dir := filepath.Join("..", "..", "testdata", "hostile")
-	fixtures := hostileFixtures(t, dir)
-	if len(fixtures) == 0 {
-		t.Skip("no fixtures listed in testdata/hostile/README.md")
+	fixtures, err := imagetest.HostileFixtures(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, fx := range fixtures {
-		t.Run(fx.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(dir, fx.file))
+		t.Run(fx.File, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(dir, fx.File))
 			if err != nil {
 				t.Fatal(err)
 			}
-			blob, diffID := asLayer(t, raw, strings.HasSuffix(fx.file, ".gz"))
+			blob, diffID := asLayer(t, raw, strings.HasSuffix(fx.File, ".gz"))
 			p := &parts{layer: blob, diffID: diffID}
 			p.config = v1.ConfigFile{OS: "linux", Architecture: runtimeArch(), RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}}
 			p.manifest = v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
@@ -72,8 +51,8 @@ func TestPullRefusesHostileLayers(t *testing.T) {
 			if err == nil {
 				t.Fatal("pull succeeded")
 			}
-			if !strings.Contains(err.Error(), fx.want) || !strings.Contains(err.Error(), "hostile/layer:latest") {
-				t.Errorf("error %q does not say %q and name the reference", err, fx.want)
+			if !strings.Contains(err.Error(), fx.Want) || !strings.Contains(err.Error(), "hostile/layer:latest") {
+				t.Errorf("error %q does not say %q and name the reference", err, fx.Want)
 			}
 			if after := listing(t, s); after != before {
 				t.Errorf("store changed:\n%s", after)

@@ -3,6 +3,10 @@
 // Debian's docker-registry (optionally behind htpasswd), both on 127.0.0.1,
 // and a command that pushes a busybox image built from $ROOTFS.
 //
+// It also reads the table of hostile layer fixtures (testdata/hostile), for
+// the tests of pkg/image and pkg/image/layer: it never imports pkg/image, so
+// that pkg/image's own tests can import it.
+//
 // It is for tests only: the CLI's scripts and lesson 07's use it.
 package imagetest
 
