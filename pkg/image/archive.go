@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"strings"
 
@@ -45,7 +46,7 @@ func (s *Store) Save(w io.Writer, refs []string, format string) error {
 		if err != nil {
 			return err // find names the reference
 		}
-		img, err := s.v1Image(ix.Images[m], m)
+		img, err := s.v1Image(ix.Images[m], m, nil)
 		if err != nil {
 			return fmt.Errorf("saving %s: %w", ref, err)
 		}
@@ -70,9 +71,11 @@ func (s *Store) Save(w io.Writer, refs []string, format string) error {
 	return fmt.Errorf("unknown archive format %q", format) // checked above: not reached
 }
 
-// saveOCI writes an OCI layout in a temp dir, then streams it as a tar.
+// saveOCI writes an OCI layout in a work directory, then streams it as a
+// tar. Save takes no lock: the directory is its own (workDir) until it
+// exits, whatever other commands do meanwhile.
 func (s *Store) saveOCI(w io.Writer, order []name.Reference, images map[name.Reference]v1.Image) error {
-	dir, err := s.tempDir("save-")
+	dir, err := s.workDir("save")
 	if err != nil {
 		return err
 	}
@@ -141,14 +144,10 @@ func tarDir(w io.Writer, dir string) error {
 
 // Load reads a docker-archive or an OCI archive (told apart by content)
 // from r, verifies each image as a pull does, and returns the references it
-// tagged (or image IDs, for untagged images).
+// tagged (or image IDs, for untagged images). Reading r takes no lock: a
+// slow pipe into load holds up no other command.
 func (s *Store) Load(ctx context.Context, r io.Reader) ([]string, error) {
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	tmp, err := s.tempDir("load-")
+	tmp, err := s.workDir("load")
 	if err != nil {
 		return nil, err
 	}
@@ -159,13 +158,13 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading: %w", err)
 	}
-	format, err := archiveFormat(archive)
+	entries, format, err := readTarIndex(archive)
 	if err != nil {
 		return nil, err
 	}
 	s.opts.Tracer.Step("archive", "load "+format, "")
 	if format == DockerArchive {
-		return s.loadDocker(ctx, archive)
+		return s.loadDocker(ctx, archive, entries)
 	}
 	dir := filepath.Join(tmp, "layout")
 	if err := untarFiles(archive, dir); err != nil {
@@ -176,42 +175,74 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]string, error) {
 
 // LoadLayout imports the images of an OCI layout directory (skopeo's oci:DIR).
 func (s *Store) LoadLayout(ctx context.Context, dir string) ([]string, error) {
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	return s.loadLayout(ctx, dir)
 }
 
-// archiveFormat tells a docker-archive (manifest.json) from an OCI layout
-// (oci-layout) by the names in the tar.
-func archiveFormat(path string) (string, error) {
+// readTarIndex lists the entries of an archive by cleaned name (the first
+// entry of each name, which is the one go-containerregistry's reader
+// finds), and tells a docker-archive (manifest.json) from an OCI layout
+// (oci-layout) by whichever of the two comes first.
+func readTarIndex(path string) (map[string]*tar.Header, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	defer f.Close()
+	entries := map[string]*tar.Header{}
+	format := ""
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return "", fmt.Errorf("loading: %w: neither manifest.json nor oci-layout in the archive", ErrInvalid)
+			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("loading: reading archive: %w", err)
+			return nil, "", fmt.Errorf("loading: reading archive: %w", err)
 		}
-		switch strings.TrimPrefix(hdr.Name, "./") {
-		case "manifest.json":
-			return DockerArchive, nil
-		case "oci-layout":
-			return OCIArchive, nil
+		name := pathpkg.Clean(hdr.Name)
+		if _, ok := entries[name]; !ok {
+			entries[name] = hdr
+		}
+		if format == "" && name == "manifest.json" {
+			format = DockerArchive
+		}
+		if format == "" && name == "oci-layout" {
+			format = OCIArchive
 		}
 	}
+	if format == "" {
+		return nil, "", fmt.Errorf("loading: %w: neither manifest.json nor oci-layout in the archive", ErrInvalid)
+	}
+	return entries, format, nil
 }
 
-func (s *Store) loadDocker(ctx context.Context, archive string) ([]string, error) {
+// checkSmall refuses, before anything reads it, a document of the archive
+// (manifest.json, a config) over MaxManifestSize: an archive is untrusted
+// input, and go-containerregistry reads these whole. Links are followed as
+// that reader follows them.
+func checkSmall(entries map[string]*tar.Header, name string) error {
+	for hops := 0; hops < 40; hops++ {
+		hdr, ok := entries[pathpkg.Clean(name)]
+		if !ok {
+			return fmt.Errorf("%w: %s is not in the archive", ErrInvalid, name)
+		}
+		if hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeLink {
+			name = pathpkg.Join(pathpkg.Dir(name), pathpkg.Clean(hdr.Linkname))
+			continue
+		}
+		if hdr.Size > MaxManifestSize {
+			return fmt.Errorf("%w: %s of %d bytes is over the %d-byte limit", ErrInvalid, name, hdr.Size, MaxManifestSize)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s: too many links", ErrInvalid, name)
+}
+
+func (s *Store) loadDocker(ctx context.Context, archive string, entries map[string]*tar.Header) ([]string, error) {
 	opener := func() (io.ReadCloser, error) { return os.Open(archive) }
+	if err := checkSmall(entries, "manifest.json"); err != nil {
+		return nil, fmt.Errorf("loading docker-archive: %w", err)
+	}
 	mf, err := tarball.LoadManifest(opener)
 	if err != nil {
 		return nil, fmt.Errorf("loading docker-archive: %w", err)
@@ -233,11 +264,14 @@ func (s *Store) loadDocker(ctx context.Context, archive string) ([]string, error
 		if tag == nil && len(mf) > 1 {
 			return loaded, fmt.Errorf("loading docker-archive: an untagged image among %d cannot be told apart", len(mf))
 		}
+		if err := checkSmall(entries, entry.Config); err != nil {
+			return loaded, fmt.Errorf("loading docker-archive: %w", err)
+		}
 		img, err := tarball.Image(opener, tag)
 		if err != nil {
 			return loaded, fmt.Errorf("loading docker-archive: %w", err)
 		}
-		got, err := s.commit(ctx, incoming{img: img, tags: tags})
+		got, err := s.add(ctx, "load", incoming{img: img, tags: tags})
 		if err != nil {
 			return loaded, fmt.Errorf("loading docker-archive: %w", err)
 		}
@@ -269,7 +303,7 @@ func (s *Store) loadLayout(ctx context.Context, dir string) ([]string, error) {
 			}
 			tags = append(tags, r)
 		}
-		got, err := s.commit(ctx, incoming{img: img, tags: tags})
+		got, err := s.add(ctx, "load", incoming{img: img, tags: tags})
 		if err != nil {
 			return loaded, fmt.Errorf("loading OCI layout: %w", err)
 		}

@@ -33,13 +33,26 @@ type incoming struct {
 	tags       []Reference // tags to point at it
 	repoDigest string      // "repo@sha256:..." it was pulled by, or ""
 	source     string      // repository it came from (for cross-repo mounts)
+	progress   Progress    // per-layer progress; nil = the store's
 }
 
-// commit verifies an incoming image and adds it to the store. The caller
-// holds the store lock. Order matters for kill -9: blobs and layer
-// directories enter by rename once verified, and index.json, which makes
-// them an image, is written last.
-func (s *Store) commit(ctx context.Context, in incoming) (*Image, error) {
+// add verifies an incoming image and adds it to the store, in two phases:
+//
+//  1. stage, without the lock: download (or read), verify and unpack every
+//     layer the store lacks into a work directory of tmp/. This is the
+//     slow part, and two pulls of different images do it at the same
+//     time; two pulls of the same image each do it, and both succeed.
+//  2. commit, under the lock (update): rename the staged layers into
+//     place, store config and manifest, write the index.
+//
+// Order matters for kill -9: blobs and layer directories enter by rename
+// once verified, and index.json, which makes them an image, is written
+// last. A failed stage (bad digest, full disk, Ctrl-C) leaves the store as
+// it was. op names the operation for the lock and the work directory.
+func (s *Store) add(ctx context.Context, op string, in incoming) (*Image, error) {
+	if in.progress == nil {
+		in.progress = s.opts.Progress
+	}
 	rawManifest, err := in.img.RawManifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
@@ -56,140 +69,179 @@ func (s *Store) commit(ctx context.Context, in incoming) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	chains := chainIDs(cfg.RootFS.DiffIDs)
-
-	// Download, verify and unpack every layer into tmp/ first; only when
-	// all of them are good does anything enter the store, so that a failed
-	// pull (bad digest, full disk, Ctrl-C) leaves the store as it was.
-	staged := make([]*stagedLayer, len(m.Layers))
-	defer func() {
-		for _, st := range staged {
-			if st != nil {
-				os.RemoveAll(st.tmp)
-			}
-		}
-	}()
-	for _, desc := range m.Layers {
-		s.opts.Progress.Update(Event{ID: shortID(desc.Digest.Hex), Status: StatusWaiting, Total: desc.Size})
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallelLayers)
-	for i, desc := range m.Layers {
-		g.Go(func() error {
-			st, err := s.fetchLayer(gctx, in.img, desc, cfg.RootFS.DiffIDs[i], chains[i])
-			staged[i] = st
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for _, st := range staged {
-		if err := s.storeLayer(st); err != nil {
-			return nil, err
-		}
-	}
-
-	manifestDigest := sha256Hash(rawManifest)
-	if err := s.putBlob(m.Config.Digest, rawConfig); err != nil {
-		return nil, err
-	}
-	if err := s.putBlob(manifestDigest, rawManifest); err != nil {
-		return nil, err
-	}
-	rec := &record{
-		ID:     m.Config.Digest.String(),
-		Config: m.Config.Digest.String(),
-		Source: in.source,
-		Added:  time.Now().UTC(),
-	}
-	for i, l := range m.Layers {
-		rec.Layers = append(rec.Layers, l.Digest.String())
-		rec.DiffIDs = append(rec.DiffIDs, cfg.RootFS.DiffIDs[i].String())
-		rec.ChainIDs = append(rec.ChainIDs, chains[i].String())
-		rec.Size += s.layerSize(chains[i])
-	}
-	ix, err := s.readIndex()
+	work, err := s.workDir(op)
 	if err != nil {
 		return nil, err
 	}
-	if old, ok := ix.Images[manifestDigest.String()]; ok {
-		rec.RepoDigests = old.RepoDigests
-		rec.Added = old.Added
+	defer os.RemoveAll(work)
+
+	layers := make([]stagedLayer, len(m.Layers))
+	chains := chainIDs(cfg.RootFS.DiffIDs)
+	for i, desc := range m.Layers {
+		layers[i] = stagedLayer{desc: desc, diffID: cfg.RootFS.DiffIDs[i], chain: chains[i]}
+		in.progress.Update(Event{ID: shortID(desc.Digest.Hex), Status: StatusWaiting, Total: desc.Size})
 	}
-	if in.repoDigest != "" && !slices.Contains(rec.RepoDigests, in.repoDigest) {
-		rec.RepoDigests = append(rec.RepoDigests, in.repoDigest)
+	want := make([]int, len(layers))
+	for i := range want {
+		want[i] = i
 	}
-	ix.Images[manifestDigest.String()] = rec
-	for _, t := range in.tags {
-		ix.Tags[t.String()] = manifestDigest.String()
+	for attempt := 1; ; attempt++ {
+		if err := s.stage(ctx, in, work, layers, want); err != nil {
+			return nil, err
+		}
+		img, gone, err := s.commit(ctx, op, in, layers, rawManifest, rawConfig, m)
+		if len(gone) == 0 || attempt == 3 {
+			return img, err
+		}
+		// A layer that was in the store when we staged was removed (rmi,
+		// prune) before we took the lock: fetch it after all.
+		want = gone
 	}
-	if err := s.writeIndex(ix); err != nil {
-		return nil, err
-	}
-	return s.image(ix, manifestDigest.String())
 }
 
-// A stagedLayer is a verified layer waiting in tmp/ to enter the store.
+// A stagedLayer is one layer of an incoming image: in the store already,
+// or verified and waiting in a work directory to enter it.
 type stagedLayer struct {
-	tmp    string // tmp/layer-*: blob, rootfs/, layer.json
 	desc   v1.Descriptor
+	diffID v1.Hash
 	chain  v1.Hash
-	exists bool // already in the store: nothing to move
+	tmp    string // work/layer-*: blob, rootfs/, layer.json; "" when it exists
 }
 
-// fetchLayer brings one layer into tmp/ in a single pass:
+// stage brings the layers (those of want) the store lacks into work,
+// several at a time.
+func (s *Store) stage(ctx context.Context, in incoming, work string, layers []stagedLayer, want []int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelLayers)
+	for _, i := range want {
+		st := &layers[i]
+		g.Go(func() error { return s.fetchLayer(gctx, in, work, st) })
+	}
+	return g.Wait()
+}
+
+// commit makes the staged image part of the store, under the lock. The
+// layers that existed when staging began but are gone now are returned
+// (their indexes) in gone, and then nothing is changed.
+func (s *Store) commit(ctx context.Context, op string, in incoming, layers []stagedLayer, rawManifest, rawConfig []byte, m *v1.Manifest) (*Image, []int, error) {
+	manifestDigest := sha256Hash(rawManifest).String()
+	var gone []int
+	var final *index
+	err := s.update(ctx, op, func(ix *index) error {
+		gone = nil
+		for i, st := range layers {
+			if st.tmp == "" && !(s.hasLayer(st.chain) && s.hasBlob(st.desc.Digest)) {
+				gone = append(gone, i)
+			}
+		}
+		if len(gone) > 0 {
+			return errUnchanged
+		}
+		for _, st := range layers {
+			if err := s.storeLayer(st); err != nil {
+				return err
+			}
+		}
+		if err := s.putBlob(m.Config.Digest, rawConfig); err != nil {
+			return err
+		}
+		if err := s.putBlob(sha256Hash(rawManifest), rawManifest); err != nil {
+			return err
+		}
+		rec := &record{
+			ID:     m.Config.Digest.String(),
+			Config: m.Config.Digest.String(),
+			Source: in.source,
+			Added:  time.Now().UTC(),
+		}
+		for _, st := range layers {
+			rec.Layers = append(rec.Layers, st.desc.Digest.String())
+			rec.DiffIDs = append(rec.DiffIDs, st.diffID.String())
+			rec.ChainIDs = append(rec.ChainIDs, st.chain.String())
+			rec.Size += s.layerSize(st.chain)
+		}
+		if old, ok := ix.Images[manifestDigest]; ok {
+			rec.RepoDigests = old.RepoDigests
+			rec.Added = old.Added
+		}
+		if in.repoDigest != "" && !slices.Contains(rec.RepoDigests, in.repoDigest) {
+			rec.RepoDigests = append(rec.RepoDigests, in.repoDigest)
+		}
+		ix.Images[manifestDigest] = rec
+		for _, t := range in.tags {
+			ix.Tags[t.String()] = manifestDigest
+		}
+		final = ix
+		return nil
+	})
+	if err != nil || len(gone) > 0 {
+		if len(gone) > 0 && err == nil {
+			err = fmt.Errorf("layer %s was removed while the image was added", layers[gone[0]].desc.Digest)
+		}
+		return nil, gone, err
+	}
+	img, err := s.image(final, manifestDigest)
+	return img, nil, err
+}
+
+// fetchLayer brings one layer into work in a single pass:
 //
 //	blob stream -> sha256 + copy to blob file -> decompress -> sha256 -> layer.Unpack
 //
 // so that nothing is read twice. Both digests and the size are checked
-// before storeLayer renames anything into the store.
-func (s *Store) fetchLayer(ctx context.Context, img v1.Image, desc v1.Descriptor, diffID, chain v1.Hash) (*stagedLayer, error) {
+// before storeLayer renames anything into the store. A layer the store has
+// (unpacked, and its blob) is not fetched: st.tmp stays "".
+func (s *Store) fetchLayer(ctx context.Context, in incoming, work string, st *stagedLayer) error {
+	desc := st.desc
 	id := shortID(desc.Digest.Hex)
-	if s.hasLayer(chain) && s.hasBlob(desc.Digest) {
-		s.opts.Progress.Update(Event{ID: id, Status: StatusExists, Current: desc.Size, Total: desc.Size})
-		return &stagedLayer{desc: desc, chain: chain, exists: true}, nil
+	if s.hasLayer(st.chain) && s.hasBlob(desc.Digest) {
+		in.progress.Update(Event{ID: id, Status: StatusExists, Current: desc.Size, Total: desc.Size})
+		return nil
 	}
-	tmp, err := s.tempDir("layer-" + id + "-")
+	tmp, err := os.MkdirTemp(work, "layer-"+id+"-")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	st := &stagedLayer{tmp: tmp, desc: desc, chain: chain}
-	l, err := img.LayerByDigest(desc.Digest)
+	st.tmp = tmp
+	l, err := in.img.LayerByDigest(desc.Digest)
 	if err != nil {
-		return st, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return st, fmt.Errorf("fetching layer %s: %w", desc.Digest, err)
+		return fmt.Errorf("fetching layer %s: %w", desc.Digest, err)
 	}
 	defer rc.Close()
 
-	stats, err := s.unpackStream(ctx, rc, desc, diffID, tmp)
+	stats, err := s.unpackStream(ctx, rc, desc, st.diffID, tmp, in.progress)
 	if err != nil {
-		return st, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
-	meta, _ := json.Marshal(layerMeta{Digest: desc.Digest.String(), DiffID: diffID.String(), ChainID: chain.String(), Files: stats.Files, Size: stats.Bytes})
+	meta, _ := json.Marshal(layerMeta{Digest: desc.Digest.String(), DiffID: st.diffID.String(), ChainID: st.chain.String(), Files: stats.Files, Size: stats.Bytes})
 	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), meta, 0o600); err != nil {
-		return st, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
-	s.opts.Progress.Update(Event{ID: id, Status: StatusComplete, Current: desc.Size, Total: desc.Size})
-	return st, nil
+	in.progress.Update(Event{ID: id, Status: StatusComplete, Current: desc.Size, Total: desc.Size})
+	return nil
 }
 
 // storeLayer moves a staged layer into the store: the blob first, then the
 // directory. A directory is trusted only when layer.json is in it, and it
 // was written last, before the rename(2) that makes the whole directory
-// appear at once.
-func (s *Store) storeLayer(st *stagedLayer) error {
-	if st.exists {
+// appear at once. The caller holds the lock.
+func (s *Store) storeLayer(st stagedLayer) error {
+	if st.tmp == "" {
 		return nil
 	}
 	if err := os.Rename(filepath.Join(st.tmp, "blob"), s.blobPath(st.desc.Digest)); err != nil {
 		return fmt.Errorf("storing layer %s: %w", st.desc.Digest, err)
 	}
 	if s.hasLayer(st.chain) {
-		return nil
+		return nil // another pull of the same layer was first
+	}
+	// What an interrupted removal left (no layer.json) is in the way.
+	if err := os.RemoveAll(s.layerPath(st.chain)); err != nil {
+		return fmt.Errorf("storing layer %s: %w", st.desc.Digest, err)
 	}
 	if err := os.Rename(st.tmp, s.layerPath(st.chain)); err != nil {
 		return fmt.Errorf("storing layer %s: %w", st.desc.Digest, err)
@@ -209,7 +261,7 @@ type layerMeta struct {
 
 // unpackStream copies the compressed stream to tmp/blob while unpacking it
 // into tmp/rootfs, and checks size, digest and diff_id.
-func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descriptor, diffID v1.Hash, tmp string) (layer.Stats, error) {
+func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descriptor, diffID v1.Hash, tmp string, p Progress) (layer.Stats, error) {
 	blob, err := os.Create(filepath.Join(tmp, "blob"))
 	if err != nil {
 		return layer.Stats{}, err
@@ -218,7 +270,7 @@ func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descript
 	compressed := sha256.New()
 	// One byte more than declared, so that a longer blob is noticed.
 	limited := io.LimitReader(&ctxReader{ctx: ctx, r: rc}, desc.Size+1)
-	counted := &progressReader{r: limited, p: s.opts.Progress, ev: Event{ID: shortID(desc.Digest.Hex), Status: StatusDownload, Total: desc.Size}}
+	counted := &progressReader{r: limited, p: p, ev: Event{ID: shortID(desc.Digest.Hex), Status: StatusDownload, Total: desc.Size}}
 	raw := io.TeeReader(counted, io.MultiWriter(blob, compressed))
 
 	tarStream, closeDecomp, err := decompress(raw)
@@ -315,7 +367,9 @@ func (c *ctxReader) Read(b []byte) (int, error) {
 	return c.r.Read(b)
 }
 
-// putBlob stores a small verified blob (manifest, config) by digest.
+// putBlob stores a small verified blob (manifest, config) by digest. The
+// caller holds the lock: collect removes any file of blobs/ the index does
+// not name, atomicfile's temporary ones included.
 func (s *Store) putBlob(d v1.Hash, data []byte) error {
 	if sha256Hash(data) != d {
 		return fmt.Errorf("%w: blob %s does not match its digest", ErrInvalid, d)

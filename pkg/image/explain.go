@@ -1,13 +1,11 @@
 package image
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/minictr/minictr/pkg/trace"
@@ -64,19 +62,6 @@ func curlOf(req *http.Request) string {
 	}
 	b.WriteString(" '" + req.URL.Redacted() + "'")
 	return b.String()
-}
-
-// remoteOptions are the go-containerregistry options every registry call
-// uses: our context, credentials from the keychain, the traced transport
-// and the platform.
-func (s *Store) remoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(s.opts.Keychain),
-		remote.WithTransport(explainTransport{base: remote.DefaultTransport, tracer: s.opts.Tracer}),
-		remote.WithPlatform(s.opts.Platform),
-		remote.WithJobs(4),
-	}
 }
 
 // classify is the one wrapper for a registry's refusals: it says them in

@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -147,6 +148,12 @@ func listing(t *testing.T, s *Store) string {
 		return nil
 	})
 	return b.String()
+}
+
+// Pull is the tests' shorthand for a quiet registry client pulling into s,
+// as minictr pull does; the library itself has it as Client.Pull.
+func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image, error) {
+	return NewClient(ClientOptions{}).Pull(ctx, s, ref, opts)
 }
 
 func runtimeArch() string { return runtime.GOARCH }

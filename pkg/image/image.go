@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,7 +139,7 @@ func (s *Store) List() ([]Summary, error) {
 }
 
 // Tag points target (a tag reference) at the image src names.
-func (s *Store) Tag(src, target string) error {
+func (s *Store) Tag(ctx context.Context, src, target string) error {
 	ref, err := ParseReference(target)
 	if err != nil {
 		return err
@@ -146,21 +147,14 @@ func (s *Store) Tag(src, target string) error {
 	if ref.Tag == "" || ref.Digest != "" {
 		return fmt.Errorf("tag %q: a tag reference has a tag and no digest", target)
 	}
-	unlock, err := s.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	ix, err := s.readIndex()
-	if err != nil {
-		return err
-	}
-	m, err := ix.find(src)
-	if err != nil {
-		return err
-	}
-	ix.Tags[ref.String()] = m
-	return s.writeIndex(ix)
+	return s.update(ctx, "tag", func(ix *index) error {
+		m, err := ix.find(src)
+		if err != nil {
+			return err
+		}
+		ix.Tags[ref.String()] = m
+		return nil
+	})
 }
 
 // RemoveOptions tune Remove.
@@ -178,55 +172,50 @@ type Removed struct {
 // goes, and the blobs and layers no other image shares. An image a container
 // uses (Options.InUse) is refused with ErrInUse; forced, it loses its tags
 // but stays on disk for the container until a prune finds it unused.
-func (s *Store) Remove(ref string, opts RemoveOptions) (Removed, error) {
+func (s *Store) Remove(ctx context.Context, ref string, opts RemoveOptions) (Removed, error) {
 	var out Removed
-	unlock, err := s.lock()
+	err := s.update(ctx, "rmi", func(ix *index) error {
+		out = Removed{}
+		m, err := ix.find(ref)
+		if err != nil {
+			return err
+		}
+		rec := ix.Images[m]
+		byTag := false
+		if r, err := ParseReference(ref); err == nil && ix.Tags[r.String()] == m {
+			byTag = true
+			delete(ix.Tags, r.String())
+			out.Untagged = append(out.Untagged, r.String())
+		}
+		remaining := tagsOf(ix, m)
+		if byTag && len(remaining) > 0 {
+			return nil
+		}
+		if !byTag && len(remaining) > 1 && !opts.Force {
+			return fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
+		}
+		inUse := s.inUse(rec.ID)
+		if inUse && !opts.Force {
+			return fmt.Errorf("%s: %w (use -f to untag it anyway)", ref, ErrInUse)
+		}
+		for _, t := range remaining {
+			delete(ix.Tags, t)
+			out.Untagged = append(out.Untagged, t)
+		}
+		if inUse {
+			// Forced, but a running container has these layers as its
+			// overlay's lower directories: only the names go. The image
+			// stays, untagged, until `image prune` finds it unused.
+			return nil
+		}
+		delete(ix.Images, m)
+		out.Deleted = append(out.Deleted, rec.ID)
+		return nil
+	})
 	if err != nil {
-		return out, err
-	}
-	defer unlock()
-	ix, err := s.readIndex()
-	if err != nil {
-		return out, err
-	}
-	m, err := ix.find(ref)
-	if err != nil {
-		return out, err
-	}
-	rec := ix.Images[m]
-	byTag := false
-	if r, err := ParseReference(ref); err == nil && ix.Tags[r.String()] == m {
-		byTag = true
-		delete(ix.Tags, r.String())
-		out.Untagged = append(out.Untagged, r.String())
-	}
-	remaining := tagsOf(ix, m)
-	if byTag && len(remaining) > 0 {
-		return out, s.writeIndex(ix)
-	}
-	if !byTag && len(remaining) > 1 && !opts.Force {
-		return Removed{}, fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
-	}
-	inUse := s.opts.InUse != nil && s.opts.InUse(rec.ID)
-	if inUse && !opts.Force {
-		return Removed{}, fmt.Errorf("%s: %w (use -f to untag it anyway)", ref, ErrInUse)
-	}
-	for _, t := range remaining {
-		delete(ix.Tags, t)
-		out.Untagged = append(out.Untagged, t)
-	}
-	if inUse {
-		// Forced, but a running container has these layers as its
-		// overlay's lower directories: only the names go. The image stays,
-		// untagged, until `image prune` finds it unused.
-		return out, s.writeIndex(ix)
-	}
-	delete(ix.Images, m)
-	out.Deleted = append(out.Deleted, rec.ID)
-	if err := s.writeIndex(ix); err != nil {
 		return Removed{}, err
 	}
-	return out, s.collect(ix)
+	return out, nil
 }
 
 func tagsOf(ix *index, manifest string) []string {
@@ -248,95 +237,36 @@ type PruneOptions struct {
 // Prune removes untagged images (all unused images with All), then every
 // blob and layer no image refers to. It returns the removed image IDs and
 // the bytes freed.
-func (s *Store) Prune(opts PruneOptions) ([]string, int64, error) {
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, 0, err
-	}
-	defer unlock()
-	ix, err := s.readIndex()
-	if err != nil {
-		return nil, 0, err
-	}
+func (s *Store) Prune(ctx context.Context, opts PruneOptions) ([]string, int64, error) {
 	var removed []string
-	for m, rec := range ix.Images {
-		if s.opts.InUse != nil && s.opts.InUse(rec.ID) {
-			continue
-		}
-		tags := tagsOf(ix, m)
-		if len(tags) > 0 && !opts.All {
-			continue
-		}
-		for _, t := range tags {
-			delete(ix.Tags, t)
-		}
-		delete(ix.Images, m)
-		removed = append(removed, rec.ID)
-	}
-	if len(removed) > 0 {
-		if err := s.writeIndex(ix); err != nil {
-			return nil, 0, err
-		}
-	}
-	before := s.diskUsage()
-	if err := s.collect(ix); err != nil {
-		return removed, 0, err
-	}
-	return removed, before - s.diskUsage(), nil
-}
-
-// collect deletes the blobs and layers that no image in ix refers to. The
-// index was written first, so a crash in here leaves only garbage, which
-// the next collect removes.
-func (s *Store) collect(ix *index) error {
-	keepBlobs := map[string]bool{}
-	keepLayers := map[string]bool{}
-	for m, rec := range ix.Images {
-		keepBlobs[strings.TrimPrefix(m, "sha256:")] = true
-		keepBlobs[strings.TrimPrefix(rec.Config, "sha256:")] = true
-		for _, l := range rec.Layers {
-			keepBlobs[strings.TrimPrefix(l, "sha256:")] = true
-		}
-		for _, c := range rec.ChainIDs {
-			keepLayers[strings.TrimPrefix(c, "sha256:")] = true
-		}
-	}
-	blobs, _ := os.ReadDir(filepath.Join(s.root, "blobs", "sha256"))
-	for _, b := range blobs {
-		if !keepBlobs[b.Name()] {
-			if err := os.Remove(filepath.Join(s.root, "blobs", "sha256", b.Name())); err != nil {
-				return fmt.Errorf("removing blob: %w", err)
+	var before int64
+	err := s.update(ctx, "prune", func(ix *index) error {
+		removed, before = nil, s.diskUsage()
+		for m, rec := range ix.Images {
+			if s.inUse(rec.ID) {
+				continue
 			}
-		}
-	}
-	layers, _ := os.ReadDir(filepath.Join(s.root, "layers"))
-	for _, l := range layers {
-		if keepLayers[l.Name()] {
-			continue
-		}
-		// Rename first, so a half-removed layer is never mistaken for one.
-		dir := filepath.Join(s.root, "layers", l.Name())
-		trash := filepath.Join(s.root, "tmp", "rm-"+l.Name())
-		if err := os.Rename(dir, trash); err != nil {
-			return fmt.Errorf("removing layer: %w", err)
-		}
-		s.opts.Tracer.Step("store", "remove layer "+shortID(l.Name()), "rm -rf "+dir)
-		if err := os.RemoveAll(trash); err != nil {
-			return fmt.Errorf("removing layer: %w", err)
-		}
-	}
-	return nil
-}
-
-func (s *Store) diskUsage() int64 {
-	var n int64
-	filepath.WalkDir(s.root, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
+			tags := tagsOf(ix, m)
+			if len(tags) > 0 && !opts.All {
+				continue
 			}
+			for _, t := range tags {
+				delete(ix.Tags, t)
+			}
+			delete(ix.Images, m)
+			removed = append(removed, rec.ID)
 		}
-		return nil
+		if len(removed) == 0 {
+			// Nothing leaves the index: collect what crashes left.
+			if err := s.collect(ix); err != nil {
+				return err
+			}
+			return errUnchanged
+		}
+		return nil // update collects what the removed images leave
 	})
-	return n
+	if err != nil {
+		return nil, 0, err
+	}
+	return removed, max(0, before-s.diskUsage()), nil
 }

@@ -30,7 +30,7 @@ type ImportOptions struct {
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*Image, error) {
 	var tags []Reference
 	if opts.Ref != "" {
-		ref, err := s.Parse(opts.Ref)
+		ref, err := ParseReference(opts.Ref)
 		if err != nil {
 			return nil, err
 		}
@@ -40,12 +40,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	tmp, err := s.tempDir("import-")
+	tmp, err := s.workDir("import")
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +71,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 		return nil, fmt.Errorf("importing: %w", err)
 	}
 	s.opts.Tracer.Step("image", "import a root filesystem tar as a one-layer image", "")
-	return s.commit(ctx, incoming{img: img, tags: tags})
+	return s.add(ctx, "import", incoming{img: img, tags: tags})
 }
 
 // applyChanges applies docker import's --change instructions. Values in
@@ -128,8 +123,8 @@ func execForm(arg string) ([]string, error) {
 	return words, nil
 }
 
-// spool copies r into the file name (in the store's tmp/, cleaned by the
-// caller), so that a stream can be read more than once; ctx stops it.
+// spool copies r into the file name (in a work directory of tmp/,
+// removed by the caller), so that a stream can be read more than once; ctx stops it.
 func spool(ctx context.Context, r io.Reader, name string) (string, error) {
 	f, err := os.Create(name)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -20,14 +19,14 @@ const hubAuthKey = "https://index.docker.io/v1/"
 // empty), then stores them in docker's config ($DOCKER_CONFIG or
 // ~/.docker/config.json), in its credential helper when one is configured.
 // Pulls and pushes read them back through the default keychain.
-func (s *Store) Login(ctx context.Context, registry, username, password string) (Login, error) {
+func (c *Client) Login(ctx context.Context, registry, username, password string) (Login, error) {
 	host := registryHost(registry)
-	reg, err := s.registry(host)
+	reg, err := c.registry(host)
 	if err != nil {
 		return Login{}, fmt.Errorf("login to %s: %w", host, err)
 	}
 	auth := authn.FromConfig(authn.AuthConfig{Username: username, Password: password})
-	base := explainTransport{base: remote.DefaultTransport, tracer: s.opts.Tracer}
+	base := c.transport()
 	// The token exchange (registries with Bearer auth) fails on bad
 	// credentials; registries with Basic auth only fail the /v2/ request.
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, []string{reg.Scope(transport.PullScope)})
@@ -66,7 +65,7 @@ func (s *Store) Login(ctx context.Context, registry, username, password string) 
 	if err != nil {
 		return Login{}, fmt.Errorf("login to %s: saving credentials: %w", host, err)
 	}
-	s.opts.Tracer.Step("registry", "store credentials for "+key+" in "+where(out), "")
+	c.opts.Tracer.Step("registry", "store credentials for "+key+" in "+where(out), "")
 	return out, nil
 }
 
@@ -93,7 +92,7 @@ func where(l Login) string {
 
 // Logout forgets the credentials of registry. It reports false when there
 // were none.
-func (s *Store) Logout(registry string) (bool, error) {
+func (c *Client) Logout(registry string) (bool, error) {
 	host := registryHost(registry)
 	cf, err := config.Load(config.Dir())
 	if err != nil {

@@ -15,32 +15,27 @@ type PullOptions struct {
 	Platform *v1.Platform
 }
 
-// Pull downloads ref from its registry, verifies every part, unpacks its
-// layers and tags it. From a multi-arch index it picks the platform's
-// manifest. Errors name the reference and the cause.
-func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image, error) {
-	r, err := s.Parse(ref)
+// Pull downloads ref from its registry into s: it verifies every part,
+// unpacks the layers and tags the image. From a multi-arch index it picks
+// the platform's manifest. Errors name the reference and the cause.
+func (c *Client) Pull(ctx context.Context, s *Store, ref string, opts PullOptions) (*Image, error) {
+	r, err := c.Parse(ref)
 	if err != nil {
 		return nil, err
 	}
-	img, err := s.pull(ctx, r, opts)
+	img, err := c.pull(ctx, s, r, opts)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", r, classify(err))
 	}
 	return img, nil
 }
 
-// Parse is ParseReference with the store's insecure registries.
-func (s *Store) Parse(ref string) (Reference, error) {
-	return parseReference(ref, s.opts.Insecure)
-}
-
-func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Image, error) {
-	platform := s.opts.Platform
+func (c *Client) pull(ctx context.Context, s *Store, r Reference, opts PullOptions) (*Image, error) {
+	platform := c.opts.Platform
 	if opts.Platform != nil {
 		platform = *opts.Platform
 	}
-	ropts := append(s.remoteOptions(ctx), remote.WithPlatform(platform))
+	ropts := append(c.remoteOptions(ctx), remote.WithPlatform(platform))
 	desc, err := remote.Get(r.ref, ropts...)
 	if err != nil {
 		return nil, err
@@ -54,17 +49,17 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Image
 	if sha256Hash(desc.Manifest) != desc.Digest {
 		return nil, fmt.Errorf("%w: manifest digest mismatch: registry says %s, content is %s", ErrInvalid, desc.Digest, sha256Hash(desc.Manifest))
 	}
-	s.opts.Tracer.Step("registry", fmt.Sprintf("resolved %s to %s (%s)", r, desc.Digest, desc.MediaType), "")
+	c.opts.Tracer.Step("registry", fmt.Sprintf("resolved %s to %s (%s)", r, desc.Digest, desc.MediaType), "")
 
 	src := r.ref.Context()
 	repoDigest := r.Name() + "@" + desc.Digest.String()
 	var img v1.Image
 	if desc.MediaType.IsIndex() {
-		child, err := s.selectPlatform(desc, platform)
+		child, err := selectPlatform(desc, platform)
 		if err != nil {
 			return nil, err
 		}
-		s.opts.Tracer.Step("registry", fmt.Sprintf("index: picked %s for %s", child, platformString(platform)), "")
+		c.opts.Tracer.Step("registry", fmt.Sprintf("index: picked %s for %s", child, platformString(platform)), "")
 		img, err = remote.Image(src.Digest(child.String()), ropts...)
 		if err != nil {
 			return nil, err
@@ -76,20 +71,15 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Image
 		}
 	}
 
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	in := incoming{img: img, repoDigest: repoDigest, source: src.String()}
+	in := incoming{img: img, repoDigest: repoDigest, source: src.String(), progress: c.opts.Progress}
 	if r.Tag != "" && r.Digest == "" {
 		in.tags = []Reference{r}
 	}
-	return s.commit(ctx, in)
+	return s.add(ctx, "pull", in)
 }
 
 // selectPlatform picks from a registry's index the manifest for platform.
-func (s *Store) selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash, error) {
+func selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash, error) {
 	idx, err := desc.ImageIndex()
 	if err != nil {
 		return v1.Hash{}, err

@@ -43,12 +43,12 @@ func TestPullUnpacksLayersTopFirst(t *testing.T) {
 	pushTo(t, host+"/test/busybox:1", busyboxImage(t, "one"))
 	var tr trace.Recorder
 	var prog recordProgress
-	s, err := Open(filepath.Join(t.TempDir(), "image"), Options{Tracer: &tr, Progress: &prog})
+	s, err := Open(filepath.Join(t.TempDir(), "image"), Options{Tracer: &tr})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	img, err := s.Pull(context.Background(), host+"/test/busybox:1", PullOptions{})
+	img, err := NewClient(ClientOptions{Tracer: &tr, Progress: &prog}).Pull(context.Background(), s, host+"/test/busybox:1", PullOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +92,7 @@ func TestPullUnpacksLayersTopFirst(t *testing.T) {
 	// A second pull of an image sharing the bottom layer reuses it.
 	pushTo(t, host+"/test/busybox:2", busyboxImage(t, "two"))
 	prog2 := &recordProgress{}
-	s.opts.Progress = prog2
-	img2, err := s.Pull(context.Background(), host+"/test/busybox:2", PullOptions{})
+	img2, err := NewClient(ClientOptions{Progress: prog2}).Pull(context.Background(), s, host+"/test/busybox:2", PullOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,12 @@ type Pushed struct {
 	Size   int64
 }
 
-// Push sends a local image to the registry its reference names. Blobs the
+// Push sends an image of s to the registry its reference names. Blobs the
 // registry already has are skipped (a HEAD request each); blobs the image
 // was pulled with from another repository of the same registry are mounted
 // from there instead of uploaded.
-func (s *Store) Push(ctx context.Context, ref string, opts PushOptions) (Pushed, error) {
-	r, err := s.Parse(ref)
+func (c *Client) Push(ctx context.Context, s *Store, ref string, opts PushOptions) (Pushed, error) {
+	r, err := c.Parse(ref)
 	if err != nil {
 		return Pushed{}, err
 	}
@@ -41,11 +41,11 @@ func (s *Store) Push(ctx context.Context, ref string, opts PushOptions) (Pushed,
 	if err != nil {
 		return Pushed{}, err // find names the reference
 	}
-	img, err := s.v1Image(ix.Images[m], m)
+	img, err := s.v1Image(ix.Images[m], m, c.opts.Progress)
 	if err != nil {
 		return Pushed{}, fmt.Errorf("pushing %s: %w", r, err)
 	}
-	if err := remote.Write(r.ref, img, s.remoteOptions(ctx)...); err != nil {
+	if err := remote.Write(r.ref, img, c.remoteOptions(ctx)...); err != nil {
 		return Pushed{}, fmt.Errorf("pushing %s: %w", r, classify(err))
 	}
 	for _, l := range img.blobs {
@@ -53,42 +53,41 @@ func (s *Store) Push(ctx context.Context, ref string, opts PushOptions) (Pushed,
 		if l.read.Load() {
 			st = StatusPushed
 		}
-		s.opts.Progress.Update(Event{ID: shortID(l.desc.Digest.Hex), Status: st, Current: l.desc.Size, Total: l.desc.Size})
+		c.opts.Progress.Update(Event{ID: shortID(l.desc.Digest.Hex), Status: st, Current: l.desc.Size, Total: l.desc.Size})
 	}
 	// Remember the digest it now has in that repository, and the repository
 	// as the place its blobs can be mounted from by the next push.
-	if err := s.addRepoDigest(m, r.Name()+"@"+m, r.ref.Context().String()); err != nil {
+	if err := s.addRepoDigest(ctx, m, r.Name()+"@"+m, r.ref.Context().String()); err != nil {
 		return Pushed{}, err
 	}
 	raw, err := img.RawManifest()
 	return Pushed{Digest: m, Size: int64(len(raw))}, err
 }
 
-func (s *Store) addRepoDigest(manifest, rd, source string) error {
-	unlock, err := s.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	ix, err := s.readIndex()
-	if err != nil {
-		return err
-	}
-	rec, ok := ix.Images[manifest]
-	if !ok || slices.Contains(rec.RepoDigests, rd) && rec.Source == source {
+// addRepoDigest records that the image manifest names is rd in a
+// registry, and that its blobs can be mounted from source.
+func (s *Store) addRepoDigest(ctx context.Context, manifest, rd, source string) error {
+	return s.update(ctx, "push", func(ix *index) error {
+		rec, ok := ix.Images[manifest]
+		if !ok || slices.Contains(rec.RepoDigests, rd) && rec.Source == source {
+			return errUnchanged
+		}
+		if !slices.Contains(rec.RepoDigests, rd) {
+			rec.RepoDigests = append(rec.RepoDigests, rd)
+		}
+		rec.Source = source
 		return nil
-	}
-	if !slices.Contains(rec.RepoDigests, rd) {
-		rec.RepoDigests = append(rec.RepoDigests, rd)
-	}
-	rec.Source = source
-	return s.writeIndex(ix)
+	})
 }
 
 // v1Image presents a stored image as a go-containerregistry v1.Image, whose
 // bytes are exactly the stored blobs: the manifest digest does not change
 // on the way out, which is what lets push, save and skopeo agree.
-func (s *Store) v1Image(rec *record, manifest string) (*storeImage, error) {
+// p receives the progress of uploads (push); nil = none.
+func (s *Store) v1Image(rec *record, manifest string, p Progress) (*storeImage, error) {
+	if p == nil {
+		p = discardProgress{}
+	}
 	md, err := v1.NewHash(manifest)
 	if err != nil {
 		return nil, err
@@ -101,7 +100,7 @@ func (s *Store) v1Image(rec *record, manifest string) (*storeImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	core := &storeCore{s: s, raw: raw, manifest: mf}
+	core := &storeCore{s: s, raw: raw, manifest: mf, p: p}
 	img, err := partial.CompressedToImage(core)
 	if err != nil {
 		return nil, err
@@ -114,7 +113,7 @@ func (s *Store) v1Image(rec *record, manifest string) (*storeImage, error) {
 	}
 	out := &storeImage{Image: img}
 	for _, d := range mf.Layers {
-		sl := &storeLayer{s: s, desc: d, p: s.opts.Progress}
+		sl := &storeLayer{s: s, desc: d, p: p}
 		l, err := partial.CompressedToLayer(sl)
 		if err != nil {
 			return nil, err
@@ -141,6 +140,7 @@ type storeCore struct {
 	s        *Store
 	raw      []byte
 	manifest *v1.Manifest
+	p        Progress
 }
 
 func (c *storeCore) RawManifest() ([]byte, error) { return c.raw, nil }
@@ -159,11 +159,11 @@ func (c *storeCore) RawConfigFile() ([]byte, error) {
 func (c *storeCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	for _, d := range c.manifest.Layers {
 		if d.Digest == h {
-			return &storeLayer{s: c.s, desc: d, p: c.s.opts.Progress}, nil
+			return &storeLayer{s: c.s, desc: d, p: c.p}, nil
 		}
 	}
 	if h == c.manifest.Config.Digest {
-		return &storeLayer{s: c.s, desc: c.manifest.Config, p: c.s.opts.Progress}, nil
+		return &storeLayer{s: c.s, desc: c.manifest.Config, p: c.p}, nil
 	}
 	return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -26,30 +25,22 @@ type SearchResult struct {
 // starts with a registry ("127.0.0.1:5000/busy") lists that registry's
 // /v2/_catalog and filters it, since the distribution API has no search;
 // any other term asks Docker Hub's search API, as docker does.
-func (s *Store) Search(ctx context.Context, term string, limit int) ([]SearchResult, error) {
+func (c *Client) Search(ctx context.Context, term string, limit int) ([]SearchResult, error) {
 	if limit <= 0 {
 		limit = 25
 	}
 	if reg := registryOf(term); reg != "" {
-		return s.searchCatalog(ctx, reg, strings.TrimPrefix(term, reg+"/"), limit)
+		return c.searchCatalog(ctx, reg, strings.TrimPrefix(term, reg+"/"), limit)
 	}
-	return s.searchHub(ctx, term, limit)
+	return c.searchHub(ctx, term, limit)
 }
 
-func (s *Store) registry(host string) (name.Registry, error) {
-	var opts []name.Option
-	if isInsecure(host, s.opts.Insecure) {
-		opts = append(opts, name.Insecure)
-	}
-	return name.NewRegistry(host, opts...)
-}
-
-func (s *Store) searchCatalog(ctx context.Context, host, term string, limit int) ([]SearchResult, error) {
-	reg, err := s.registry(host)
+func (c *Client) searchCatalog(ctx context.Context, host, term string, limit int) ([]SearchResult, error) {
+	reg, err := c.registry(host)
 	if err != nil {
 		return nil, fmt.Errorf("searching %s: %w", host, err)
 	}
-	repos, err := remote.Catalog(ctx, reg, s.remoteOptions(ctx)...)
+	repos, err := remote.Catalog(ctx, reg, c.remoteOptions(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("searching %s: %w", host, classify(err))
 	}
@@ -69,13 +60,13 @@ func (s *Store) searchCatalog(ctx context.Context, host, term string, limit int)
 // hubSearchURL is Docker Hub's search endpoint (the v1 API docker uses).
 var hubSearchURL = "https://index.docker.io/v1/search"
 
-func (s *Store) searchHub(ctx context.Context, term string, limit int) ([]SearchResult, error) {
+func (c *Client) searchHub(ctx context.Context, term string, limit int) ([]SearchResult, error) {
 	u := fmt.Sprintf("%s?q=%s&n=%d", hubSearchURL, url.QueryEscape(term), limit)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	client := http.Client{Transport: explainTransport{base: remote.DefaultTransport, tracer: s.opts.Tracer}}
+	client := http.Client{Transport: c.transport()}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("searching docker.io: %w", err)

@@ -19,8 +19,7 @@ func TestSearchFiltersTheCatalog(t *testing.T) {
 	for _, r := range []string{"/lib/busybox:1", "/lib/alpine:1", "/student/busybox-app:1"} {
 		pushTo(t, host+r, busyboxImage(t, r))
 	}
-	s := openStore(t)
-	got, err := s.Search(context.Background(), host+"/busybox", 0)
+	got, err := NewClient(ClientOptions{}).Search(context.Background(), host+"/busybox", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,21 +55,22 @@ func TestLoginStoresCredentialsTheKeychainReads(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", dir)
 	host := basicAuthRegistry(t, "student", "s3cret")
 	s := openStore(t)
+	c := NewClient(ClientOptions{})
 
-	if _, err := s.Login(context.Background(), host, "student", "wrong"); err == nil {
+	if _, err := c.Login(context.Background(), host, "student", "wrong"); err == nil {
 		t.Fatal("login with a wrong password succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 		t.Error("a failed login wrote config.json")
 	}
 	// Before login, a push is refused.
-	if err := s.Tag(mustPull(t, s), host+"/private/app:1"); err != nil {
+	if err := s.Tag(context.Background(), mustPull(t, s), host+"/private/app:1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Push(context.Background(), host+"/private/app:1", PushOptions{}); err == nil {
+	if _, err := c.Push(context.Background(), s, host+"/private/app:1", PushOptions{}); err == nil {
 		t.Fatal("push without credentials succeeded")
 	}
-	login, err := s.Login(context.Background(), host, "student", "s3cret")
+	login, err := c.Login(context.Background(), host, "student", "s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,16 +82,16 @@ func TestLoginStoresCredentialsTheKeychainReads(t *testing.T) {
 		t.Fatalf("config.json = %s, %v", data, err)
 	}
 	// Push and pull now authenticate through the default keychain.
-	if _, err := s.Push(context.Background(), host+"/private/app:1", PushOptions{}); err != nil {
+	if _, err := c.Push(context.Background(), s, host+"/private/app:1", PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := openStore(t).Pull(context.Background(), host+"/private/app:1", PullOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.Logout(host); !ok || err != nil {
+	if ok, err := c.Logout(host); !ok || err != nil {
 		t.Fatalf("Logout = %v, %v", ok, err)
 	}
-	if ok, _ := s.Logout(host); ok {
+	if ok, _ := c.Logout(host); ok {
 		t.Error("second Logout found credentials")
 	}
 	if _, err := openStore(t).Pull(context.Background(), host+"/private/app:1", PullOptions{}); err == nil {

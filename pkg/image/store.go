@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/minictr/minictr/internal/atomicfile"
@@ -38,15 +37,15 @@ const (
 
 // Options configure a Store.
 type Options struct {
-	Tracer   trace.Tracer // registry requests and unpack steps (--explain)
-	Progress Progress     // per-layer progress of pull and push; nil = none
-	// Platform selects from multi-arch indexes; zero = the host's.
+	Tracer   trace.Tracer // store steps (--explain); nil = none
+	Progress Progress     // per-layer progress of Load and Import; nil = none
+	// Platform selects from the multi-arch indexes of OCI layouts; zero =
+	// the host's.
 	Platform v1.Platform
-	// Insecure lists registries reached over plain HTTP besides loopback.
-	Insecure []string
-	// Keychain finds credentials; nil = ~/.docker/config.json and its
-	// credential helpers (authn.DefaultKeychain).
-	Keychain authn.Keychain
+	// Waiting is told, once per wait, that a change of the store waits for
+	// the lock another process holds; nil = wait silently. The wait itself
+	// ends when the lock frees or the context is cancelled.
+	Waiting func(LockHolder)
 	// InUse reports whether a container uses an image (by ID); Remove
 	// refuses such images unless forced.
 	InUse func(imageID string) bool
@@ -57,12 +56,14 @@ type Options struct {
 //	blobs/sha256/<hex>     manifests, configs and compressed layers, by digest
 //	layers/<chain-hex>/    one unpacked layer: rootfs/ and layer.json (written last)
 //	index.json             tags (repository:tag -> manifest) and image records
-//	lock                   flock(2)ed while the store changes
-//	tmp/                   work in progress; cleaned at the next mutation
+//	lock                   flock(2)ed while the index changes; names its holder
+//	tmp/<pid>.<start>.<op>.*/  work in progress of one operation (see workDir)
 //
 // Everything enters the store by rename(2) after it has been verified, so a
 // reader never sees half a blob or half a layer, and kill -9 at any moment
-// leaves a store that works. Readers take no lock.
+// leaves a store that works. Readers take no lock; slow work (downloads,
+// unpacking, reading an archive) happens in tmp/ without it, and only the
+// renames and the index write that make it part of the store hold it.
 type Store struct {
 	root string
 	opts Options
@@ -71,7 +72,8 @@ type Store struct {
 	minUnpackCap int64
 }
 
-// Open opens (creating if needed) the store at root.
+// Open opens (creating if needed) the store at root, and reclaims what
+// dead operations left in tmp/.
 func Open(root string, opts Options) (*Store, error) {
 	for _, d := range []string{"blobs/sha256", "layers", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
@@ -83,15 +85,20 @@ func Open(root string, opts Options) (*Store, error) {
 		opts.Progress = discardProgress{}
 	}
 	if opts.Platform.OS == "" {
-		opts.Platform = v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-		if runtime.GOARCH == "arm64" {
-			opts.Platform.Variant = "v8"
-		}
+		opts.Platform = hostPlatform()
 	}
-	if opts.Keychain == nil {
-		opts.Keychain = authn.DefaultKeychain
+	s := &Store{root: root, opts: opts, minUnpackCap: MinUnpackCap}
+	s.reclaim()
+	return s, nil
+}
+
+// hostPlatform is the platform this binary runs on.
+func hostPlatform() v1.Platform {
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if runtime.GOARCH == "arm64" {
+		p.Variant = "v8"
 	}
-	return &Store{root: root, opts: opts, minUnpackCap: MinUnpackCap}, nil
+	return p
 }
 
 // Root is the directory of the store.
@@ -103,38 +110,6 @@ func (s *Store) blobPath(d v1.Hash) string {
 
 func (s *Store) layerPath(chain v1.Hash) string {
 	return filepath.Join(s.root, "layers", chain.Hex)
-}
-
-// lock takes the store lock (an exclusive flock(2) on root/lock), then
-// removes what interrupted operations left in tmp/: holding the lock, we
-// know no other minictr is using it. The returned func releases the lock.
-func (s *Store) lock() (func(), error) {
-	path := filepath.Join(s.root, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking image store: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking image store: %w", &os.PathError{Op: "flock", Path: path, Err: err})
-	}
-	s.opts.Tracer.Step("store", "flock(LOCK_EX) "+path, "flock "+path)
-	s.cleanTmp()
-	return func() { f.Close() }, nil // closing the file releases the flock
-}
-
-// cleanTmp removes the leftovers of interrupted operations.
-func (s *Store) cleanTmp() {
-	tmp := filepath.Join(s.root, "tmp")
-	entries, _ := os.ReadDir(tmp)
-	for _, e := range entries {
-		os.RemoveAll(filepath.Join(tmp, e.Name()))
-	}
-}
-
-// tempDir makes a directory in tmp/ for work in progress.
-func (s *Store) tempDir(pattern string) (string, error) {
-	return os.MkdirTemp(filepath.Join(s.root, "tmp"), pattern)
 }
 
 // index is the store's table of contents, index.json.
@@ -191,6 +166,54 @@ func (s *Store) writeIndex(ix *index) error {
 	}
 	s.opts.Tracer.Step("store", "rename index.json (tags -> manifest digests)", "")
 	return nil
+}
+
+// update is the one way the index changes: lock, read, change, write.
+// change edits the index it is given; when it returns an error nothing is
+// written. op names the operation for whoever waits for the lock. When
+// images leave the index, what they alone used is collected after the write.
+//
+// On a full disk the new index.json has no room (atomicfile writes it next
+// to the old one): the layer blobs that the changed index no longer needs
+// are then removed first, and the write tried again, so that rmi and prune
+// can always empty a full disk (see makeRoom).
+func (s *Store) update(ctx context.Context, op string, change func(*index) error) error {
+	unlock, err := s.lock(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ix, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	before, images := layerBlobs(ix), len(ix.Images)
+	if err := change(ix); err != nil {
+		if errors.Is(err, errUnchanged) {
+			return nil
+		}
+		return err
+	}
+	err = s.writeIndex(ix)
+	if isNoSpace(err) && s.makeRoom(before, layerBlobs(ix)) {
+		err = s.writeIndex(ix)
+	}
+	if err != nil || len(ix.Images) >= images {
+		return err
+	}
+	// Images left the index: their blobs and layers that no other image
+	// shares go too, now that the index no longer names them.
+	return s.collect(ix)
+}
+
+// errUnchanged, returned by the change of update, skips the write: a full
+// disk has no room for even the same index.
+var errUnchanged = errors.New("index unchanged")
+
+// inUse is the one place Remove and Prune ask whether a container uses
+// an image.
+func (s *Store) inUse(imageID string) bool {
+	return s.opts.InUse != nil && s.opts.InUse(imageID)
 }
 
 // find resolves a user's reference against the index: a tag, a digest

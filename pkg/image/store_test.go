@@ -12,7 +12,7 @@ import (
 
 func TestTagListRemove(t *testing.T) {
 	s, img, ref := pulledStore(t)
-	if err := s.Tag(ref, "student/app:v1"); err != nil {
+	if err := s.Tag(context.Background(), ref, "student/app:v1"); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.List()
@@ -25,7 +25,7 @@ func TestTagListRemove(t *testing.T) {
 	}
 
 	// Untagging one name keeps the image.
-	rm, err := s.Remove("student/app:v1", RemoveOptions{})
+	rm, err := s.Remove(context.Background(), "student/app:v1", RemoveOptions{})
 	if err != nil || len(rm.Untagged) != 1 || len(rm.Deleted) != 0 {
 		t.Fatalf("Remove tag = %+v, %v", rm, err)
 	}
@@ -35,23 +35,23 @@ func TestTagListRemove(t *testing.T) {
 
 	// An image a container uses is refused unless forced.
 	s.opts.InUse = func(id string) bool { return id == img.ID }
-	if _, err := s.Remove(ref, RemoveOptions{}); !errors.Is(err, ErrInUse) {
+	if _, err := s.Remove(context.Background(), ref, RemoveOptions{}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("Remove in-use image: %v, want ErrInUse", err)
 	}
 	// Forced, it loses its name but keeps its layers for the container.
-	rm, err = s.Remove(ref, RemoveOptions{Force: true})
+	rm, err = s.Remove(context.Background(), ref, RemoveOptions{Force: true})
 	if err != nil || len(rm.Untagged) != 1 || len(rm.Deleted) != 0 {
 		t.Fatalf("Remove -f = %+v, %v", rm, err)
 	}
 	if got, err := s.Get(img.ID); err != nil || len(got.Tags) != 0 {
 		t.Fatalf("the in-use image is gone: %v, %v", got, err)
 	}
-	if removed, _, _ := s.Prune(PruneOptions{}); len(removed) != 0 {
+	if removed, _, _ := s.Prune(context.Background(), PruneOptions{}); len(removed) != 0 {
 		t.Fatalf("prune removed an image in use: %v", removed)
 	}
 	// Once the container is gone, prune collects it.
 	s.opts.InUse = nil
-	removed, _, err := s.Prune(PruneOptions{})
+	removed, _, err := s.Prune(context.Background(), PruneOptions{})
 	if err != nil || len(removed) != 1 {
 		t.Fatalf("Prune = %v, %v", removed, err)
 	}
@@ -80,7 +80,7 @@ func TestRemoveKeepsSharedLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Remove(host+"/a/b:1", RemoveOptions{}); err != nil {
+	if _, err := s.Remove(context.Background(), host+"/a/b:1", RemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(one.Layers[0]); err == nil {
@@ -110,7 +110,7 @@ func TestPruneRemovesDanglingImages(t *testing.T) {
 	if len(list) != 2 || list[1].Repository != "<none>" && list[0].Repository != "<none>" {
 		t.Fatalf("want the old image listed as <none>, got %+v", list)
 	}
-	removed, freed, err := s.Prune(PruneOptions{})
+	removed, freed, err := s.Prune(context.Background(), PruneOptions{})
 	if err != nil || len(removed) != 1 || removed[0] != old.ID || freed <= 0 {
 		t.Fatalf("Prune = %v, %d, %v; want the old image", removed, freed, err)
 	}
@@ -122,12 +122,11 @@ func TestPruneRemovesDanglingImages(t *testing.T) {
 func TestPushSendsOnlyMissingBlobs(t *testing.T) {
 	s, img, ref := pulledStore(t)
 	host := ref[:len(ref)-len("/save/busybox:1")]
-	if err := s.Tag(ref, host+"/pushed/busybox:v2"); err != nil {
+	if err := s.Tag(context.Background(), ref, host+"/pushed/busybox:v2"); err != nil {
 		t.Fatal(err)
 	}
 	var prog recordProgress
-	s.opts.Progress = &prog
-	pushed, err := s.Push(context.Background(), host+"/pushed/busybox:v2", PushOptions{})
+	pushed, err := NewClient(ClientOptions{Progress: &prog}).Push(context.Background(), s, host+"/pushed/busybox:v2", PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +146,11 @@ func TestPushSendsOnlyMissingBlobs(t *testing.T) {
 
 	// A fresh repository on another registry gets the bytes.
 	other := startRegistry(t)
-	if err := s.Tag(ref, other+"/fresh/img:1"); err != nil {
+	if err := s.Tag(context.Background(), ref, other+"/fresh/img:1"); err != nil {
 		t.Fatal(err)
 	}
 	prog = recordProgress{}
-	if _, err := s.Push(context.Background(), other+"/fresh/img:1", PushOptions{}); err != nil {
+	if _, err := NewClient(ClientOptions{Progress: &prog}).Push(context.Background(), s, other+"/fresh/img:1", PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	uploaded := 0

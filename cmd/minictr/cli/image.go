@@ -46,14 +46,25 @@ func (f *registryFlags) add(cmd *cobra.Command) {
 }
 
 // imageStore opens the image store under --root.
-func (g *globals) imageStore(progress image.Progress, insecure []string) (*image.Store, error) {
+func (g *globals) imageStore() (*image.Store, error) {
 	return image.Open(filepath.Join(g.root, "image"), image.Options{
-		Tracer:   g.tracer(),
-		Progress: progress,
-		Insecure: insecure,
+		Tracer: g.tracer(),
+		// Say why nothing happens: another minictr is changing the store.
+		Waiting: func(h image.LockHolder) {
+			holder := "another process"
+			if h.PID != 0 {
+				holder = fmt.Sprintf("PID %d (%s)", h.PID, h.Op)
+			}
+			fmt.Fprintf(g.stderr, "minictr: waiting for the image store lock held by %s\n", holder)
+		},
 		// The engine knows which live containers run an image.
 		InUse: func(id string) bool { return container.UsesImage(g.runRoot, id) },
 	})
+}
+
+// registryClient is the client of the verbs that talk to a registry.
+func (g *globals) registryClient(progress image.Progress, insecure []string) *image.Client {
+	return image.NewClient(image.ClientOptions{Tracer: g.tracer(), Progress: progress, Insecure: insecure})
 }
 
 // interruptible is a context cancelled by Ctrl-C or SIGTERM, so that a pull
@@ -83,11 +94,12 @@ func newPullCmd(g *globals) *cobra.Command {
 				opts.Platform = &p
 			}
 			progress := newProgress(g.stdout, quiet)
-			store, err := g.imageStore(progress, reg.insecure)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
-			ref, err := store.Parse(args[0])
+			client := g.registryClient(progress, reg.insecure)
+			ref, err := client.Parse(args[0])
 			if err != nil {
 				return err
 			}
@@ -101,10 +113,10 @@ func newPullCmd(g *globals) *cobra.Command {
 			before, _ := store.Get(args[0])
 			ctx, cancel := interruptible()
 			defer cancel()
-			img, err := store.Pull(ctx, args[0], opts)
+			img, err := client.Pull(ctx, store, args[0], opts)
 			progress.Wait()
 			if err != nil {
-				return loginHint(store, args[0], err)
+				return loginHint(client, args[0], err)
 			}
 			if !quiet {
 				fmt.Fprintf(g.stdout, "Digest: %s\n", repoDigestOf(img, ref))
@@ -125,8 +137,8 @@ func newPullCmd(g *globals) *cobra.Command {
 }
 
 // loginHint adds to a registry's refusal how to log in.
-func loginHint(store *image.Store, ref string, err error) error {
-	r, perr := store.Parse(ref)
+func loginHint(client *image.Client, ref string, err error) error {
+	r, perr := client.Parse(ref)
 	if perr != nil || !errors.Is(err, image.ErrUnauthorized) {
 		return err
 	}
@@ -154,18 +166,19 @@ func newPushCmd(g *globals) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			progress := newProgress(g.stdout, quiet)
-			store, err := g.imageStore(progress, reg.insecure)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
+			client := g.registryClient(progress, reg.insecure)
 			ctx, cancel := interruptible()
 			defer cancel()
-			pushed, err := store.Push(ctx, args[0], image.PushOptions{})
+			pushed, err := client.Push(ctx, store, args[0], image.PushOptions{})
 			progress.Wait()
 			if err != nil {
-				return loginHint(store, args[0], err)
+				return loginHint(client, args[0], err)
 			}
-			ref, _ := store.Parse(args[0])
+			ref, _ := client.Parse(args[0])
 			if quiet {
 				_, err = fmt.Fprintln(g.stdout, ref)
 				return err
@@ -186,11 +199,13 @@ func newTagCmd(g *globals) *cobra.Command {
 		Example: "  minictr tag busybox 127.0.0.1:5000/me/busybox:v1",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
-			return store.Tag(args[0], args[1])
+			ctx, cancel := interruptible()
+			defer cancel()
+			return store.Tag(ctx, args[0], args[1])
 		},
 	}
 }
@@ -204,13 +219,15 @@ func newRmiCmd(g *globals) *cobra.Command {
 			"image shares. An image a container uses is refused unless -f.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
+			ctx, cancel := interruptible()
+			defer cancel()
 			var firstErr error
 			for _, ref := range args {
-				rm, err := store.Remove(ref, image.RemoveOptions{Force: force})
+				rm, err := store.Remove(ctx, ref, image.RemoveOptions{Force: force})
 				if err != nil {
 					// Like docker: report each failure, go on with the rest.
 					if firstErr == nil {

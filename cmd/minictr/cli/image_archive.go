@@ -23,7 +23,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 			if output == "" && isTerminal(g.stdout) {
 				return usageError{fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect stdout")}
 			}
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
@@ -51,7 +51,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		Example: "  minictr load -i busybox.tar\n  skopeo copy ... oci:dir && minictr load -i dir",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
@@ -95,11 +95,13 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 			// docker asks for confirmation without -f; minictr never prompts,
 			// -f is accepted so that docker habits work.
 			_ = force
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
-			removed, freed, err := store.Prune(image.PruneOptions{All: all})
+			ctx, cancel := interruptible()
+			defer cancel()
+			removed, freed, err := store.Prune(ctx, image.PruneOptions{All: all})
 			if err != nil {
 				return err
 			}

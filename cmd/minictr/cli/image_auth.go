@@ -39,13 +39,9 @@ func newLoginCmd(g *globals) *cobra.Command {
 			if user == "" || password == "" {
 				return usageError{fmt.Errorf("login needs -u USER and a password (-p or --password-stdin); minictr does not prompt")}
 			}
-			store, err := g.imageStore(nil, reg.insecure)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			login, err := store.Login(ctx, server, user, password)
+			login, err := g.registryClient(nil, reg.insecure).Login(ctx, server, user, password)
 			if err != nil {
 				return err
 			}
@@ -75,11 +71,7 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				server = args[0]
 			}
-			store, err := g.imageStore(nil, nil)
-			if err != nil {
-				return err
-			}
-			found, err := store.Logout(server)
+			found, err := g.registryClient(nil, nil).Logout(server)
 			if err != nil {
 				return err
 			}
@@ -106,13 +98,9 @@ func newSearchCmd(g *globals) *cobra.Command {
 			"  minictr search nginx                 # Docker Hub's search API",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, reg.insecure)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			results, err := store.Search(ctx, args[0], limit)
+			results, err := g.registryClient(nil, reg.insecure).Search(ctx, args[0], limit)
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,7 @@ func newImportCmd(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				opts.Ref = args[1]
 			}
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 			"  minictr images --format '{{.Repository}}:{{.Tag}} {{.Size}}'\n  minictr images --format json",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
@@ -228,7 +228,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Short: "Show an image's details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}
@@ -296,7 +296,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Show how an image was built, layer by layer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.imageStore()
 			if err != nil {
 				return err
 			}

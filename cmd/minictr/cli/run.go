@@ -199,7 +199,7 @@ func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
 		opts.Platform = &p
 	}
 	progress := newProgress(g.stderr, false)
-	store, err := g.imageStore(progress, nil)
+	store, err := g.imageStore()
 	if err != nil {
 		return nil, err
 	}
@@ -212,10 +212,11 @@ func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	img, err := store.Pull(ctx, ref, opts)
+	client := g.registryClient(progress, nil)
+	img, err := client.Pull(ctx, store, ref, opts)
 	progress.Wait()
 	if err != nil {
-		return nil, loginHint(store, ref, err)
+		return nil, loginHint(client, ref, err)
 	}
 	return img, nil
 }
