@@ -78,8 +78,8 @@ func TestHugeManifestsAreRefusedAtTheTransport(t *testing.T) {
 		tag     string
 		maxRead int64
 	}{
-		{"huge", 0},                              // refused by its Content-Length
-		{"endless", MaxManifestSize + 256 << 10}, // the cap and one buffer more
+		{"huge", 0},                            // refused by its Content-Length
+		{"endless", MaxManifestSize + 256<<10}, // the cap and one buffer more
 	} {
 		t.Run(tc.tag, func(t *testing.T) {
 			counter := &countingTransport{base: remote.DefaultTransport}
