@@ -2,6 +2,13 @@
 // references, a registry client (pull, push, search, login), a content
 // store with tags, and docker/OCI archives.
 //
+// Two nouns do the work. A Client talks to registries and holds nothing
+// but its options; a Store keeps blobs, unpacked layers and the index of
+// tags on disk. A pull is the client handing the store an image to add:
+//
+//	store, _ := image.Open(root, image.Options{})
+//	img, _ := image.NewClient(image.ClientOptions{}).Pull(ctx, store, "busybox", image.PullOptions{})
+//
 // # The distribution API
 //
 // A registry speaks HTTP (the OCI distribution spec): GET /v2/ to find how
@@ -17,7 +24,9 @@
 // # What is verified
 //
 // Nothing enters the store unverified. Manifests and configs are capped
-// (MaxManifestSize) before they are parsed; a document that is both an
+// (MaxManifestSize) where they are read: a registry's response in the
+// client's transport, before go-containerregistry reads it, and an
+// archive's documents by their tar headers; a document that is both an
 // index and a manifest is refused; the config must match the digest and
 // size the manifest gives it and list one diff_id per layer; each layer is
 // hashed compressed (against the manifest) and uncompressed (against the
@@ -29,8 +38,11 @@
 // See Store for the layout. Each layer is unpacked into its own directory
 // named by its chain ID (layer.Unpack), so images that share base layers
 // share directories; layer.Prepare stacks them into a container's root.
-// Writes are atomic (temp + rename(2)), mutations hold an flock(2) on the
-// store's lock file, reads take no lock.
+// Writes are atomic (temp + rename(2)). Slow work (downloading, unpacking,
+// reading an archive) happens in a work directory of tmp/ that names its
+// owner, without any lock; only the renames into place and the index write
+// hold the flock(2) on the store's lock file, so two pulls run side by
+// side. Reads take no lock.
 //
 // # Host side effects
 //
@@ -40,6 +52,6 @@
 // `minictr logout` removes the entry. The package never prints: progress
 // goes to a Progress sink, steps to a trace.Tracer.
 //
-// Man pages: flock(2), rename(2); the OCI image and distribution specs;
+// Man pages: flock(2), rename(2), proc(5) (a process's start time); the OCI image and distribution specs;
 // docker's "docker-archive" (docker save) format.
 package image
