@@ -238,6 +238,23 @@ func checkSmall(entries map[string]*tar.Header, name string) error {
 	return fmt.Errorf("%w: %s: too many links", ErrInvalid, name)
 }
 
+// checkSmallFile refuses a document of an OCI layout over MaxManifestSize,
+// or one that is no regular file (a link to /dev/zero never ends), before
+// anything reads it. A missing file is left for the reader to report.
+func checkSmallFile(dir string, elem ...string) error {
+	name := filepath.Join(elem...)
+	info, err := os.Stat(filepath.Join(dir, name))
+	switch {
+	case err != nil:
+		return nil
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is not a regular file", ErrInvalid, name)
+	case info.Size() > MaxManifestSize:
+		return fmt.Errorf("%w: %s of %d bytes is over the %d-byte limit", ErrInvalid, name, info.Size(), MaxManifestSize)
+	}
+	return nil
+}
+
 func (s *Store) loadDocker(ctx context.Context, archive string, entries map[string]*tar.Header) ([]string, error) {
 	opener := func() (io.ReadCloser, error) { return os.Open(archive) }
 	if err := checkSmall(entries, "manifest.json"); err != nil {
@@ -281,6 +298,9 @@ func (s *Store) loadDocker(ctx context.Context, archive string, entries map[stri
 }
 
 func (s *Store) loadLayout(ctx context.Context, dir string) ([]string, error) {
+	if err := checkSmallFile(dir, "index.json"); err != nil {
+		return nil, fmt.Errorf("loading OCI layout: %w", err)
+	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading OCI layout: %w", err)
@@ -291,7 +311,7 @@ func (s *Store) loadLayout(ctx context.Context, dir string) ([]string, error) {
 	}
 	var loaded []string
 	for _, desc := range im.Manifests {
-		img, err := s.layoutImage(idx, desc)
+		img, err := s.layoutImage(dir, idx, desc)
 		if err != nil {
 			return loaded, fmt.Errorf("loading OCI layout: %w", err)
 		}
@@ -314,7 +334,11 @@ func (s *Store) loadLayout(ctx context.Context, dir string) ([]string, error) {
 
 // layoutImage returns the image a layout's index entry names, picking the
 // platform from a nested index.
-func (s *Store) layoutImage(idx v1.ImageIndex, desc v1.Descriptor) (v1.Image, error) {
+func (s *Store) layoutImage(dir string, idx v1.ImageIndex, desc v1.Descriptor) (v1.Image, error) {
+	// go-containerregistry reads these documents whole: cap them first.
+	if err := checkSmallFile(dir, "blobs", desc.Digest.Algorithm, desc.Digest.Hex); err != nil {
+		return nil, err
+	}
 	if !desc.MediaType.IsIndex() {
 		return idx.Image(desc.Digest)
 	}
@@ -328,6 +352,9 @@ func (s *Store) layoutImage(idx v1.ImageIndex, desc v1.Descriptor) (v1.Image, er
 	}
 	d, err := pickManifest(cm, s.opts.Platform, "the layout")
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSmallFile(dir, "blobs", d.Algorithm, d.Hex); err != nil {
 		return nil, err
 	}
 	return child.Image(d)

@@ -16,8 +16,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
 )
 
 // countingTransport counts the bytes of response bodies read through it:
@@ -154,6 +156,60 @@ func TestLoadRefusesHugeDocuments(t *testing.T) {
 			}
 			if after := listing(t, s); after != before {
 				t.Errorf("the store changed:\n%s", after)
+			}
+		})
+	}
+}
+
+// TestLoadLayoutRefusesHugeDocuments: an OCI layout's index.json and
+// manifests are read whole by go-containerregistry: one over the cap, or
+// one that is no regular file (a FIFO, a link to /dev/zero: they may
+// never end), is refused before.
+func TestLoadLayoutRefusesHugeDocuments(t *testing.T) {
+	const manifest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	index := `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":10,"digest":"sha256:` + manifest + `"}]}`
+	for _, tc := range []struct {
+		name  string
+		setup func(dir string) error
+		want  string
+	}{
+		{"index", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "index.json"), make([]byte, MaxManifestSize+1), 0o644)
+		}, "index.json of 4194305 bytes is over the 4194304-byte limit"},
+		{"huge manifest", func(dir string) error {
+			if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte(index), 0o644); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "blobs", "sha256", manifest), make([]byte, MaxManifestSize+1), 0o644)
+		}, "blobs/sha256/" + manifest + " of 4194305 bytes is over the 4194304-byte limit"},
+		{"FIFO manifest", func(dir string) error {
+			if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte(index), 0o644); err != nil {
+				return err
+			}
+			fifo := filepath.Join(dir, "blobs", "sha256", manifest)
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
+				return err
+			}
+			// Should the FIFO be read after all, end that read in 2 s (the
+			// test then fails on the error) rather than hang.
+			time.AfterFunc(2*time.Second, func() {
+				if f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+			})
+			return nil
+		}, "blobs/sha256/" + manifest + " is not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+			os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+			if err := tc.setup(dir); err != nil {
+				t.Fatal(err)
+			}
+			_, err := openStore(t).LoadLayout(context.Background(), dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
 	}
