@@ -61,7 +61,8 @@ var rules = []rule{
 	// Images know nothing of namespaces or processes.
 	{"pkg/image", list(xsys, "golang.org/x/sync", "github.com/google/go-containerregistry", "github.com/opencontainers",
 		"github.com/klauspost/compress", "github.com/docker/cli", "github.com/docker/docker-credential-helpers", "github.com/docker/go-units",
-		"pkg/image", "pkg/trace", "pkg/resolve", "internal/atomicfile"), "references, registries, the content store"},
+		"pkg/image", "pkg/trace", "pkg/resolve", "internal/atomicfile",
+		"internal/procfs"), "references, registries, the content store (procfs: the owners of its work directories)"},
 	{"pkg/image/layer", list(xsys, "pkg/trace", "pkg/resolve"), "safe unpacking: tar in, files out; knows no registry"},
 
 	// The engine: the only package where stages meet.

@@ -150,10 +150,11 @@ func listing(t *testing.T, s *Store) string {
 	return b.String()
 }
 
-// Pull is the tests' shorthand for a quiet registry client pulling into s,
-// as minictr pull does; the library itself has it as Client.Pull.
+// Pull is the tests' shorthand for a registry client pulling into s, as
+// minictr pull does, with the store's tracer (the crash test counts the
+// steps); the library itself has it as Client.Pull.
 func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image, error) {
-	return NewClient(ClientOptions{}).Pull(ctx, s, ref, opts)
+	return NewClient(ClientOptions{Tracer: s.opts.Tracer}).Pull(ctx, s, ref, opts)
 }
 
 func runtimeArch() string { return runtime.GOARCH }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/minictr/minictr/internal/procfs"
 )
 
 // Work in progress lives in tmp/, one directory per operation, named
@@ -82,22 +84,8 @@ func selfStart() (uint64, error) {
 	return self.start, self.err
 }
 
-// processStart reads the start time of a process, field 22 of
-// /proc/PID/stat (proc(5)). The command name (field 2) may hold spaces and
-// parentheses, so the fields are counted from its last ')'.
+// processStart is the start time of a process (procfs.ReadStat).
 func processStart(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	line := string(data)
-	end := strings.LastIndexByte(line, ')')
-	if end < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	fields := strings.Fields(line[end+1:]) // fields[0] is field 3
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command name", pid, len(fields))
-	}
-	return strconv.ParseUint(fields[22-3], 10, 64)
+	st, err := procfs.ReadStat(pid)
+	return st.StartTime, err
 }
