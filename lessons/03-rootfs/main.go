@@ -2,7 +2,7 @@
 // containers do: new mount and PID namespaces, private mounts, a fresh
 // /proc, pivot_root, the old root unmounted, and kernel files masked.
 //
-//	lesson03 -rootfs DIR [-breakout] -- CMD [ARGS...]
+//	lesson03 [-rootfs DIR] [-breakout] -- CMD [ARGS...]
 //
 // With -breakout it first tries lesson 01's chroot escape, which now lands
 // in the container's own root. See README.md.
@@ -30,13 +30,25 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	flags := flag.NewFlagSet("lesson03", flag.ContinueOnError)
-	rootfs := flags.String("rootfs", "", "directory to use as the new root")
+	rootfs := flags.String("rootfs", "/rootfs", "directory to use as the new root (the lab has one at /rootfs)")
 	breakout := flags.Bool("breakout", false, "try lesson 01's chroot escape before running CMD")
+	flags.Usage = func() {
+		fmt.Fprintln(flags.Output(), "usage: lesson03 [-rootfs DIR] [-breakout] -- CMD [ARGS...]")
+		flags.PrintDefaults()
+	}
 	if err := flags.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
-	if *rootfs == "" || flags.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: lesson03 -rootfs DIR [-breakout] -- CMD [ARGS...]")
+	if flags.NArg() == 0 {
+		flags.Usage()
+		fmt.Fprintln(os.Stderr, "lesson03: no command to run: try lesson03 -rootfs", *rootfs, "-- /bin/sh")
+		return 2
+	}
+	if err := checkRootfs(*rootfs); err != nil {
+		fmt.Fprintln(os.Stderr, "lesson03:", err)
 		return 2
 	}
 	var err error
@@ -51,6 +63,19 @@ func run() int {
 		return 1
 	}
 	return code
+}
+
+// checkRootfs turns a missing root filesystem into the command that makes
+// one, rather than a bare ENOENT from mount(2) in the child.
+func checkRootfs(dir string) error {
+	const hint = "make one with: go run ./scripts/mkrootfs /tmp/rootfs (in the lab: /rootfs)"
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no root filesystem at %s: %s", dir, hint)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "proc")); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no directory %s/proc to mount /proc on: mkdir %s/proc, or %s", dir, dir, hint)
+	}
+	return nil
 }
 
 // start runs ourselves again as PID 1 of new mount and PID namespaces
