@@ -133,10 +133,11 @@ func parent(o options) (int, error) {
 		if err := mapIDs(cmd.SysProcAttr, o.idmap); err != nil {
 			return 0, err
 		}
-		// unshare(1) takes OUTSIDE,INSIDE,COUNT, and newuidmap(1) wants
-		// the range listed for root in /etc/subuid and /etc/subgid.
+		// unshare(1) since util-linux 2.39 takes INSIDE:OUTSIDE:COUNT, the
+		// order of uid_map (2.38 took only OUTSIDE,INSIDE,COUNT), and
+		// newuidmap(1) wants the range listed for root in /etc/subuid.
 		m := cmd.SysProcAttr.UidMappings[0]
-		spec := fmt.Sprintf("%d,%d,%d", m.HostID, m.ContainerID, m.Size)
+		spec := fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size)
 		opts = append(opts, "--map-users="+spec, "--map-groups="+spec)
 	}
 	say("clone(%s) a copy of myself: the same as %s -- %s", strings.Join(names, ","), strings.Join(opts, " "), strings.Join(o.cmd, " "))
