@@ -48,6 +48,7 @@ var rules = []rule{
 	{"pkg/resolve", list(xsys, "github.com/cyphar/filepath-securejoin", "pkg/trace"), "resolves paths beneath or in a root for stages and images"},
 	{"internal/procfs", list(xsys), "reads /proc tables for every stage; knows no stage"},
 	{"internal/atomicfile", nil, "temp file + rename: standard library only"},
+	{"internal/claims", nil, "reads the lessons' claim indexes: standard library only"},
 
 	// Stages: the standard library, x/sys and the leaves; never each other,
 	// never images, never cobra.
