@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/minictr/minictr/internal/atomicfile"
+	"github.com/minictr/minictr/internal/stringid"
 	"github.com/minictr/minictr/pkg/image/layer"
 )
 
@@ -70,7 +71,7 @@ func (s *Store) commit(ctx context.Context, in incoming) (*Image, error) {
 		}
 	}()
 	for _, desc := range m.Layers {
-		s.opts.Progress.Update(Event{ID: shortID(desc.Digest.Hex), Status: StatusWaiting, Total: desc.Size})
+		s.opts.Progress.Update(Event{ID: stringid.Short(desc.Digest.Hex), Status: StatusWaiting, Total: desc.Size})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelLayers)
@@ -145,7 +146,7 @@ type stagedLayer struct {
 // so that nothing is read twice. Both digests and the size are checked
 // before storeLayer renames anything into the store.
 func (s *Store) fetchLayer(ctx context.Context, img v1.Image, desc v1.Descriptor, diffID, chain v1.Hash) (*stagedLayer, error) {
-	id := shortID(desc.Digest.Hex)
+	id := stringid.Short(desc.Digest.Hex)
 	if s.hasLayer(chain) && s.hasBlob(desc.Digest) {
 		s.opts.Progress.Update(Event{ID: id, Status: StatusExists, Current: desc.Size, Total: desc.Size})
 		return &stagedLayer{desc: desc, chain: chain, exists: true}, nil
@@ -194,7 +195,7 @@ func (s *Store) storeLayer(st *stagedLayer) error {
 	if err := os.Rename(st.tmp, s.layerPath(st.chain)); err != nil {
 		return fmt.Errorf("storing layer %s: %w", st.desc.Digest, err)
 	}
-	s.opts.Tracer.Step("unpack", fmt.Sprintf("rename %s -> layers/%s (chain ID of layer %s)", filepath.Base(st.tmp), shortID(st.chain.Hex), shortID(st.desc.Digest.Hex)), "mv "+st.tmp+" "+s.layerPath(st.chain))
+	s.opts.Tracer.Step("unpack", fmt.Sprintf("rename %s -> layers/%s (chain ID of layer %s)", filepath.Base(st.tmp), stringid.Short(st.chain.Hex), stringid.Short(st.desc.Digest.Hex)), "mv "+st.tmp+" "+s.layerPath(st.chain))
 	return nil
 }
 
@@ -218,7 +219,7 @@ func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descript
 	compressed := sha256.New()
 	// One byte more than declared, so that a longer blob is noticed.
 	limited := io.LimitReader(&ctxReader{ctx: ctx, r: rc}, desc.Size+1)
-	counted := &progressReader{r: limited, p: s.opts.Progress, ev: Event{ID: shortID(desc.Digest.Hex), Status: StatusDownload, Total: desc.Size}}
+	counted := &progressReader{r: limited, p: s.opts.Progress, ev: Event{ID: stringid.Short(desc.Digest.Hex), Status: StatusDownload, Total: desc.Size}}
 	raw := io.TeeReader(counted, io.MultiWriter(blob, compressed))
 
 	tarStream, closeDecomp, err := decompress(raw)
@@ -233,7 +234,7 @@ func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descript
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return layer.Stats{}, err
 	}
-	s.opts.Tracer.Step("unpack", fmt.Sprintf("extract layer %s into %s", shortID(desc.Digest.Hex), rootfs),
+	s.opts.Tracer.Step("unpack", fmt.Sprintf("extract layer %s into %s", stringid.Short(desc.Digest.Hex), rootfs),
 		fmt.Sprintf("curl ... | tee blob | gunzip | tar -x -C %s", rootfs))
 	stats, err := layer.Unpack(tarTee, rootfs, layer.Options{Tracer: s.opts.Tracer, MaxSize: s.unpackCap(desc.Size)})
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/minictr/minictr/internal/stringid"
 )
 
 // An Image is an image of the store, ready to run.
@@ -52,7 +54,7 @@ func (s *Store) image(ix *index, manifest string) (*Image, error) {
 	}
 	raw, err := os.ReadFile(s.blobPath(cfgDigest))
 	if err != nil {
-		return nil, fmt.Errorf("image %s: reading config: %w", shortID(strings.TrimPrefix(rec.ID, "sha256:")), err)
+		return nil, fmt.Errorf("image %s: reading config: %w", stringid.Short(rec.ID), err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
@@ -205,7 +207,7 @@ func (s *Store) Remove(ref string, opts RemoveOptions) (Removed, error) {
 		return out, s.writeIndex(ix)
 	}
 	if !byTag && len(remaining) > 1 && !opts.Force {
-		return Removed{}, fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
+		return Removed{}, fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", stringid.Short(rec.ID))
 	}
 	inUse := s.opts.InUse != nil && s.opts.InUse(rec.ID)
 	if inUse && !opts.Force {
@@ -320,7 +322,7 @@ func (s *Store) collect(ix *index) error {
 		if err := os.Rename(dir, trash); err != nil {
 			return fmt.Errorf("removing layer: %w", err)
 		}
-		s.opts.Tracer.Step("store", "remove layer "+shortID(l.Name()), "rm -rf "+dir)
+		s.opts.Tracer.Step("store", "remove layer "+stringid.Short(l.Name()), "rm -rf "+dir)
 		if err := os.RemoveAll(trash); err != nil {
 			return fmt.Errorf("removing layer: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/minictr/minictr/internal/atomicfile"
@@ -110,7 +111,7 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(g.stdout)
 			}
-			_, err = fmt.Fprintf(g.stdout, "Total reclaimed space: %s\n", humanSize(freed))
+			_, err = fmt.Fprintf(g.stdout, "Total reclaimed space: %s\n", units.HumanSize(float64(freed)))
 			return err
 		},
 	}
