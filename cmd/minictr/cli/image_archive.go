@@ -31,9 +31,11 @@ func newSaveCmd(g *globals) *cobra.Command {
 			if output == "" {
 				return store.Save(g.stdout, args, format)
 			}
-			// Next to its final name, then renamed: an interrupted save
-			// leaves no truncated archive behind.
-			return atomicfile.WriteFunc(output, 0o644, func(w io.Writer) error {
+			// Into what the user named, as docker does: through a symlink,
+			// into a device or FIFO as a stream; a regular file is written
+			// beside its name and renamed, so an interrupted save leaves no
+			// truncated archive behind.
+			return atomicfile.Output(output, 0o644, func(w io.Writer) error {
 				return store.Save(w, args, format)
 			})
 		},
