@@ -24,7 +24,7 @@ func newSaveCmd(g *globals) *cobra.Command {
 			if output == "" && isTerminal(g.stdout) {
 				return usageError{fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect stdout")}
 			}
-			store, err := g.imageStore(nil, nil)
+			store, err := g.readStore(nil)
 			if err != nil {
 				return err
 			}

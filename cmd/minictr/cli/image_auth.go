@@ -39,7 +39,7 @@ func newLoginCmd(g *globals) *cobra.Command {
 			if user == "" || password == "" {
 				return usageError{fmt.Errorf("login needs -u USER and a password (-p or --password-stdin); minictr does not prompt")}
 			}
-			store, err := g.imageStore(nil, reg.insecure)
+			store, err := g.readStore(reg.insecure)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				server = args[0]
 			}
-			store, err := g.imageStore(nil, nil)
+			store, err := g.readStore(nil)
 			if err != nil {
 				return err
 			}
@@ -96,6 +96,10 @@ func newLogoutCmd(g *globals) *cobra.Command {
 	}
 }
 
+// maxSearchLimit is the most results docker's search returns (its daemon
+// refuses a --limit outside 1..100).
+const maxSearchLimit = 100
+
 func newSearchCmd(g *globals) *cobra.Command {
 	var limit int
 	var reg registryFlags
@@ -106,7 +110,10 @@ func newSearchCmd(g *globals) *cobra.Command {
 			"  minictr search nginx                 # Docker Hub's search API",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, reg.insecure)
+			if limit < 1 || limit > maxSearchLimit {
+				return fmt.Errorf("invalid --limit %d: outside the range [1, %d]", limit, maxSearchLimit)
+			}
+			store, err := g.readStore(reg.insecure)
 			if err != nil {
 				return err
 			}
@@ -128,7 +135,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 25, "maximum number of results")
+	cmd.Flags().IntVar(&limit, "limit", 25, "maximum number of results (1 to 100)")
 	reg.add(cmd)
 	return cmd
 }

@@ -42,7 +42,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 			"  minictr images --format '{{.Repository}}:{{.Tag}} {{.Size}}'\n  minictr images --format json",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.readStore(nil)
 			if err != nil {
 				return err
 			}
@@ -190,7 +190,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Short: "Show an image's details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.readStore(nil)
 			if err != nil {
 				return err
 			}
@@ -198,7 +198,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 			for _, ref := range args {
 				img, err := store.Get(ref)
 				if err != nil {
-					return err
+					return noSuchImage(ref, err)
 				}
 				out = append(out, inspectOf(img))
 			}
@@ -258,13 +258,13 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Show how an image was built, layer by layer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore(nil, nil)
+			store, err := g.readStore(nil)
 			if err != nil {
 				return err
 			}
 			img, err := store.Get(args[0])
 			if err != nil {
-				return err
+				return noSuchImage(args[0], err)
 			}
 			return renderHistory(g.stdout, img, quiet, noTrunc)
 		},
