@@ -3,8 +3,9 @@
 //
 // Errors travel as values up to Main, which prints "minictr: <error>" once
 // and returns the exit code docker would: the container's own status, 125
-// when the engine fails, 126 when the command cannot be invoked, 127 when it
-// is not found.
+// when the engine fails or a flag does not parse, 126 when the command
+// cannot be invoked, 127 when it is not found, and 1 when an image verb
+// fails.
 package cli
 
 import (
