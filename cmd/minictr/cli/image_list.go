@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -194,17 +195,24 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []inspectView
+			// Like docker: the images found, then one line per name that
+			// is not, and exit 1.
+			out := []inspectView{}
+			var failed []error
 			for _, ref := range args {
 				img, err := store.Get(ref)
 				if err != nil {
-					return noSuchImage(ref, err)
+					failed = append(failed, noSuchImage(ref, err))
+					continue
 				}
 				out = append(out, inspectOf(img))
 			}
 			enc := json.NewEncoder(g.stdout)
 			enc.SetIndent("", "    ")
-			return enc.Encode(out)
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+			return errors.Join(failed...)
 		},
 	}
 }
