@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/docker/cli v29.8.2+incompatible
+	github.com/docker/go-units v0.5.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.20.2
 	github.com/rogpeppe/go-internal v1.16.0

@@ -48,6 +48,8 @@ var rules = []rule{
 	{"pkg/resolve", list(xsys, "github.com/cyphar/filepath-securejoin", "pkg/trace"), "resolves paths beneath or in a root for stages and images"},
 	{"internal/procfs", list(xsys), "reads /proc tables for every stage; knows no stage"},
 	{"internal/atomicfile", nil, "temp file + rename: standard library only"},
+	{"internal/claims", nil, "reads the lessons' claim indexes: standard library only"},
+	{"internal/stringid", nil, "the 12-digit short IDs images, the engine and the CLI show: standard library only"},
 
 	// Stages: the standard library, x/sys and the leaves; never each other,
 	// never images, never cobra.
@@ -61,16 +63,16 @@ var rules = []rule{
 	// Images know nothing of namespaces or processes.
 	{"pkg/image", list(xsys, "golang.org/x/sync", "github.com/google/go-containerregistry", "github.com/opencontainers",
 		"github.com/klauspost/compress", "github.com/docker/cli", "github.com/docker/docker-credential-helpers", "github.com/docker/go-units",
-		"pkg/image", "pkg/trace", "pkg/resolve", "internal/atomicfile",
+		"pkg/image", "pkg/trace", "pkg/resolve", "internal/atomicfile", "internal/stringid",
 		"internal/procfs"), "references, registries, the content store (procfs: the owners of its work directories)"},
 	{"pkg/image/layer", list(xsys, "pkg/trace", "pkg/resolve"), "safe unpacking: tar in, files out; knows no registry"},
 
 	// The engine: the only package where stages meet.
-	{"pkg/container", slices.Concat(stages, stage, list("pkg/image", "internal/atomicfile")), "composes the stages into a container's life"},
+	{"pkg/container", slices.Concat(stages, stage, list("pkg/image", "internal/atomicfile", "internal/stringid")), "composes the stages into a container's life"},
 
 	// The CLI: the only cobra user; it wires and renders, it does not compose.
 	{"cmd", list(xsys, "github.com/spf13/cobra", "github.com/vbauerster/mpb", "github.com/docker/go-units", "github.com/google/go-containerregistry/pkg/v1",
-		"cmd", "pkg/container", "pkg/image", "pkg/trace", "pkg/cgroups", "internal/atomicfile"), "thin verbs: flags -> options -> one library call -> render"},
+		"cmd", "pkg/container", "pkg/image", "pkg/trace", "pkg/cgroups", "internal/atomicfile", "internal/stringid"), "thin verbs: flags -> options -> one library call -> render"},
 
 	// Lessons stand alone: a student reads one main.go and nothing else.
 	{"lessons", list(xsys), "standard library and x/sys only"},

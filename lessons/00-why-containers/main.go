@@ -2,7 +2,7 @@
 // with new namespaces, moved into another root directory, with its own
 // /proc. Every later lesson takes one of these lines and does it properly.
 //
-//	lesson00 -rootfs DIR [-hostname NAME] -- COMMAND [ARG...]
+//	lesson00 [-rootfs DIR] [-hostname NAME] -- COMMAND [ARG...]
 package main
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -25,19 +26,47 @@ func run() int {
 		}
 		return 0 // not reached: child execs the command
 	}
-	rootfs := flag.String("rootfs", "", "root filesystem directory")
-	hostname := flag.String("hostname", "container", "host name inside")
-	flag.Parse()
-	if *rootfs == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: lesson00 -rootfs DIR [-hostname NAME] -- COMMAND [ARG...]")
+	flags := flag.NewFlagSet("lesson00", flag.ContinueOnError)
+	rootfs := flags.String("rootfs", "/rootfs", "root filesystem directory (the lab has one at /rootfs)")
+	hostname := flags.String("hostname", "container", "host name inside")
+	flags.Usage = func() {
+		fmt.Fprintln(flags.Output(), "usage: lesson00 [-rootfs DIR] [-hostname NAME] -- COMMAND [ARG...]")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
-	code, err := parent(*rootfs, *hostname, flag.Args())
+	if flags.NArg() == 0 {
+		flags.Usage()
+		fmt.Fprintln(os.Stderr, "lesson00: no command to run: try lesson00 -rootfs", *rootfs, "-- sh")
+		return 2
+	}
+	if err := checkRootfs(*rootfs); err != nil {
+		fmt.Fprintln(os.Stderr, "lesson00:", err)
+		return 2
+	}
+	code, err := parent(*rootfs, *hostname, flags.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lesson00:", err)
 		return 1
 	}
 	return code
+}
+
+// checkRootfs turns a missing root filesystem into the command that makes
+// one, rather than a bare ENOENT from chroot or mount.
+func checkRootfs(dir string) error {
+	const hint = "make one with: go run ./scripts/mkrootfs /tmp/rootfs (in the lab: /rootfs)"
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no root filesystem at %s: %s", dir, hint)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "proc")); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no directory %s/proc to mount /proc on: mkdir %s/proc, or %s", dir, dir, hint)
+	}
+	return nil
 }
 
 // parent starts this same program again as "child", in new UTS, PID and

@@ -1,7 +1,7 @@
 // Command lesson01 runs a command inside a chroot, and shows how a root
 // process walks back out of it.
 //
-//	lesson01 -rootfs DIR [-breakout] -- CMD [ARGS...]
+//	lesson01 [-rootfs DIR] [-breakout] -- CMD [ARGS...]
 //
 // Without -breakout, CMD sees only DIR. With -breakout, lesson01 first
 // escapes the chroot the way a compromised root process would, and CMD sees
@@ -24,13 +24,26 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	flags := flag.NewFlagSet("lesson01", flag.ContinueOnError)
-	rootfs := flags.String("rootfs", "", "directory to use as the new root")
+	rootfs := flags.String("rootfs", "/rootfs", "directory to use as the new root (the lab has one at /rootfs)")
 	breakout := flags.Bool("breakout", false, "escape the chroot before running CMD")
+	flags.Usage = func() {
+		fmt.Fprintln(flags.Output(), "usage: lesson01 [-rootfs DIR] [-breakout] -- CMD [ARGS...]")
+		flags.PrintDefaults()
+	}
 	if err := flags.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
-	if *rootfs == "" || flags.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: lesson01 -rootfs DIR [-breakout] -- CMD [ARGS...]")
+	if flags.NArg() == 0 {
+		flags.Usage()
+		fmt.Fprintln(os.Stderr, "lesson01: no command to run: try lesson01 -rootfs", *rootfs, "-- /bin/sh")
+		return 2
+	}
+	// A missing root would only show as ENOENT from chroot(2): say what to do.
+	if fi, err := os.Stat(*rootfs); err != nil || !fi.IsDir() {
+		fmt.Fprintf(os.Stderr, "lesson01: no root filesystem at %s: make one with: go run ./scripts/mkrootfs /tmp/rootfs (in the lab: /rootfs)\n", *rootfs)
 		return 2
 	}
 	if err := chrootAndExec(*rootfs, *breakout, flags.Args()); err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -53,11 +54,23 @@ func run() int {
 	fs.StringVar(&o.hostname, "hostname", "", "hostname to set inside (needs uts)")
 	fs.StringVar(&o.idmap, "map", "0:100000:65536", "with user: INSIDE:OUTSIDE:COUNT for both uids and gids")
 	fs.BoolVar(&o.proc, "proc", false, "mount a fresh /proc inside (needs pid and mnt)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: lesson02 [-ns LIST] [-hostname H] [-map I:O:N] [-proc] -- CMD [ARG...]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
 	if o.cmd = fs.Args(); len(o.cmd) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: lesson02 [-ns LIST] [-hostname H] [-map I:O:N] [-proc] -- CMD [ARG...]")
+		fs.Usage()
+		fmt.Fprintln(os.Stderr, "lesson02: no command to run: try lesson02 -ns uts,pid -- sh")
+		return 2
+	}
+	if err := checkNamespaces(o.ns); err != nil {
+		fmt.Fprintln(os.Stderr, "lesson02:", err)
 		return 2
 	}
 	var err error
@@ -72,6 +85,21 @@ func run() int {
 		return 125
 	}
 	return code
+}
+
+// checkNamespaces refuses a name that is not a namespace: it would
+// otherwise be ignored, and the command would run in the host's.
+func checkNamespaces(list string) error {
+	var known []string
+	for _, ns := range namespaces {
+		known = append(known, ns.name)
+	}
+	for _, name := range strings.Split(list, ",") {
+		if !slices.Contains(known, name) {
+			return fmt.Errorf("unknown namespace %q in -ns %s: choose from %s", name, list, strings.Join(known, ","))
+		}
+	}
+	return nil
 }
 
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "lesson02: "+format+"\n", args...) }
@@ -105,10 +133,11 @@ func parent(o options) (int, error) {
 		if err := mapIDs(cmd.SysProcAttr, o.idmap); err != nil {
 			return 0, err
 		}
-		// unshare(1) takes OUTSIDE,INSIDE,COUNT, and newuidmap(1) wants
-		// the range listed for root in /etc/subuid and /etc/subgid.
+		// unshare(1) since util-linux 2.39 takes INSIDE:OUTSIDE:COUNT, the
+		// order of uid_map (2.38 took only OUTSIDE,INSIDE,COUNT), and
+		// newuidmap(1) wants the range listed for root in /etc/subuid.
 		m := cmd.SysProcAttr.UidMappings[0]
-		spec := fmt.Sprintf("%d,%d,%d", m.HostID, m.ContainerID, m.Size)
+		spec := fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size)
 		opts = append(opts, "--map-users="+spec, "--map-groups="+spec)
 	}
 	say("clone(%s) a copy of myself: the same as %s -- %s", strings.Join(names, ","), strings.Join(opts, " "), strings.Join(o.cmd, " "))

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/internal/testenv"
+	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/chroot"
 	"github.com/minictr/minictr/pkg/trace"
 )
@@ -50,7 +51,7 @@ func chrootSetup() int {
 	var err error
 	code := 0
 	if os.Getenv("CHROOT_SETUP_INIT") == "1" {
-		cfg := chroot.Config{Rootfs: *rootfs, ReadOnly: *readOnly}
+		cfg := chroot.Config{Rootfs: *rootfs, ReadOnly: *readOnly, Cgroups: hostCgroups()}
 		if *explain {
 			cfg.Tracer = trace.New(os.Stderr)
 		}
@@ -66,6 +67,20 @@ func chrootSetup() int {
 		return 1
 	}
 	return code
+}
+
+// hostCgroups are the host's cgroup hierarchies, for /sys/fs/cgroup in the
+// container, as the engine hands them to chroot.Setup.
+func hostCgroups() []chroot.CgroupMount {
+	l, err := cgroups.DetectLayout()
+	if err != nil {
+		return nil
+	}
+	var ms []chroot.CgroupMount
+	for _, h := range l.Visible() {
+		ms = append(ms, chroot.CgroupMount(h))
+	}
+	return ms
 }
 
 func startEngine(userns bool) (int, error) {

@@ -2,10 +2,12 @@
 // containers do: new mount and PID namespaces, private mounts, a fresh
 // /proc, pivot_root, the old root unmounted, and kernel files masked.
 //
-//	lesson03 -rootfs DIR [-breakout] -- CMD [ARGS...]
+//	lesson03 [-rootfs DIR] [-breakout] [-shared] -- CMD [ARGS...]
 //
 // With -breakout it first tries lesson 01's chroot escape, which now lands
-// in the container's own root. See README.md.
+// in the container's own root. With -shared it makes the namespace's mounts
+// shared again (among themselves, never with the host's) to show
+// pivot_root refusing them with EINVAL. See README.md.
 package main
 
 import (
@@ -30,19 +32,32 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	flags := flag.NewFlagSet("lesson03", flag.ContinueOnError)
-	rootfs := flags.String("rootfs", "", "directory to use as the new root")
+	rootfs := flags.String("rootfs", "/rootfs", "directory to use as the new root (the lab has one at /rootfs)")
 	breakout := flags.Bool("breakout", false, "try lesson 01's chroot escape before running CMD")
+	shared := flags.Bool("shared", false, "make the mounts shared (in this namespace only): pivot_root fails with EINVAL")
+	flags.Usage = func() {
+		fmt.Fprintln(flags.Output(), "usage: lesson03 [-rootfs DIR] [-breakout] [-shared] -- CMD [ARGS...]")
+		flags.PrintDefaults()
+	}
 	if err := flags.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
-	if *rootfs == "" || flags.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: lesson03 -rootfs DIR [-breakout] -- CMD [ARGS...]")
+	if flags.NArg() == 0 {
+		flags.Usage()
+		fmt.Fprintln(os.Stderr, "lesson03: no command to run: try lesson03 -rootfs", *rootfs, "-- /bin/sh")
+		return 2
+	}
+	if err := checkRootfs(*rootfs); err != nil {
+		fmt.Fprintln(os.Stderr, "lesson03:", err)
 		return 2
 	}
 	var err error
 	code := 0
 	if os.Getenv("LESSON03_INIT") == "1" {
-		err = setupAndExec(*rootfs, *breakout, flags.Args())
+		err = setupAndExec(*rootfs, *breakout, *shared, flags.Args())
 	} else {
 		code, err = start()
 	}
@@ -51,6 +66,19 @@ func run() int {
 		return 1
 	}
 	return code
+}
+
+// checkRootfs turns a missing root filesystem into the command that makes
+// one, rather than a bare ENOENT from mount(2) in the child.
+func checkRootfs(dir string) error {
+	const hint = "make one with: go run ./scripts/mkrootfs /tmp/rootfs (in the lab: /rootfs)"
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no root filesystem at %s: %s", dir, hint)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "proc")); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no directory %s/proc to mount /proc on: mkdir %s/proc, or %s", dir, dir, hint)
+	}
+	return nil
 }
 
 // start runs ourselves again as PID 1 of new mount and PID namespaces
@@ -70,7 +98,7 @@ func start() (int, error) {
 }
 
 // setupAndExec is the container's init: the checklist, then CMD.
-func setupAndExec(rootfs string, breakout bool, argv []string) error {
+func setupAndExec(rootfs string, breakout, shared bool, argv []string) error {
 	rootfs, err := filepath.Abs(rootfs)
 	if err != nil {
 		return err
@@ -80,8 +108,15 @@ func setupAndExec(rootfs string, breakout bool, argv []string) error {
 		run  func() error
 	}{
 		// Our namespace is a copy of the host's; shared mounts would carry
-		// our mounts (and the old root's unmount!) back to the host.
+		// our mounts back to the host, and pivot_root refuses them (EINVAL).
 		{"make / rprivate", func() error { return unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "") }},
+		// -shared: cut off from the host first, so only our copies share.
+		{"make / rshared (-shared)", func() error {
+			if !shared {
+				return nil
+			}
+			return unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, "")
+		}},
 		// pivot_root needs the new root to be a mount point.
 		{"bind the rootfs", func() error { return unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, "") }},
 		// A new proc shows our PID namespace: CMD will be PID 1.

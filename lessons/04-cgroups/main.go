@@ -25,18 +25,37 @@ func run() int {
 	if len(os.Args) > 2 && os.Args[1] == "__child" {
 		return child(os.Args[2], os.Args[3:])
 	}
-	root := flag.String("root", "/sys/fs/cgroup", "where the cgroup file systems are mounted")
-	name := flag.String("name", "", "name of the cgroup to create (must not exist)")
-	memory := flag.Int64("memory", 0, "memory limit in bytes, no swap (0: none)")
-	quota := flag.Int64("cpu-quota", 0, "CPU microseconds allowed per 100ms period (0: none)")
-	pids := flag.Int64("pids", 0, "most processes and threads at once (0: none)")
-	flag.Parse()
-	if *name == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: lesson04 -name NAME [-memory BYTES] [-cpu-quota USEC] [-pids N] -- COMMAND [ARG...]")
+	flags := flag.NewFlagSet("lesson04", flag.ContinueOnError)
+	root := flags.String("root", "/sys/fs/cgroup", "where the cgroup file systems are mounted")
+	name := flags.String("name", "", "name of the cgroup to create (must not exist)")
+	memory := flags.Int64("memory", 0, "memory limit in bytes, no swap (0: none)")
+	quota := flags.Int64("cpu-quota", 0, "CPU microseconds allowed per 100ms period (0: none)")
+	pids := flags.Int64("pids", 0, "most processes and threads at once (0: none)")
+	flags.Usage = func() {
+		fmt.Fprintln(flags.Output(), "usage: lesson04 -name NAME [-memory BYTES] [-cpu-quota USEC] [-pids N] -- COMMAND [ARG...]")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *name == "" || flags.NArg() == 0 {
+		flags.Usage()
+		what := "no command to run"
+		if *name == "" {
+			what = "no cgroup name (-name)"
+		}
+		fmt.Fprintf(os.Stderr, "lesson04: %s: try lesson04 -name lesson-$$ -pids 20 -- sh\n", what)
+		return 2
+	}
+	if _, err := os.Stat(*root); err != nil {
+		fmt.Fprintf(os.Stderr, "lesson04: no cgroup file system at %s: see where the kernel mounted them with: grep cgroup /proc/self/mounts\n", *root)
 		return 2
 	}
 	g := &group{root: *root, name: *name}
-	err := g.lesson(*memory, *quota, *pids, flag.Args())
+	err := g.lesson(*memory, *quota, *pids, flags.Args())
 	if err = errors.Join(err, g.remove()); err != nil { // remove also runs after a failed mkdir
 		fmt.Fprintln(os.Stderr, "lesson04:", err)
 		return 1

@@ -43,32 +43,76 @@ type config struct {
 
 func main() { os.Exit(run()) }
 
+// The lab keeps the example layers here; lesson06 build uses them when
+// given no directories.
+var labLayers = []string{"/lab/06-images/base", "/lab/06-images/top"}
+
+const usage = `usage: lesson06 build [-layout DIR] [LAYERDIR...]
+       lesson06 mount [-layout DIR] [-dir WORK] [-write PATH=TEXT]
+
+build packs each LAYERDIR (default: the lab's /lab/06-images/base and top)
+into an OCI image layout; mount (as root) unpacks its layers and mounts
+them with overlayfs. Example: lesson06 build -layout oci, then (as root)
+lesson06 mount -layout oci -dir work`
+
 func run() int {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lesson06 build -layout DIR LAYERDIR... | mount -layout DIR -dir WORK [-write PATH=TEXT]")
+		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintln(os.Stderr, "lesson06: no command: try lesson06 build -layout oci")
 		return 2
 	}
-	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(os.Stderr, usage)
+		return 0
+	}
+	fs := flag.NewFlagSet("lesson06 "+os.Args[1], flag.ContinueOnError)
 	layout := fs.String("layout", "oci", "OCI image layout directory")
 	work := fs.String("dir", "work", "where mount unpacks layers and mounts the overlay")
 	write := fs.String("write", "", "PATH=TEXT to write into the mounted image")
-	if fs.Parse(os.Args[2:]) != nil {
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage); fs.PrintDefaults() }
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
 	var err error
 	switch os.Args[1] {
 	case "build":
-		err = build(*layout, fs.Args())
+		dirs := fs.Args()
+		if len(dirs) == 0 {
+			dirs = labLayers
+		}
+		if err = checkDirs(dirs); err == nil {
+			err = build(*layout, dirs)
+		}
 	case "mount":
-		err = mount(*layout, *work, *write)
+		if _, statErr := os.Stat(filepath.Join(*layout, "index.json")); statErr != nil {
+			err = fmt.Errorf("no image layout at %s (no %s/index.json): make one with: lesson06 build -layout %s BASEDIR TOPDIR (in the lab: lesson06 build -layout %s)", *layout, *layout, *layout, *layout)
+		} else {
+			err = mount(*layout, *work, *write)
+		}
 	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
+		fmt.Fprintln(os.Stderr, usage)
+		err = fmt.Errorf("unknown command %q: want build or mount", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lesson06:", err)
 		return 1
 	}
 	return 0
+}
+
+// checkDirs says which layer directory is missing and how to make one,
+// rather than a bare ENOENT from the walk.
+func checkDirs(dirs []string) error {
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("no layer directory at %s: make one with: mkdir -p %s/etc && echo hello > %s/etc/hostname (in the lab: %s)", d, d, d, strings.Join(labLayers, " and "))
+		}
+	}
+	return nil
 }
 
 // putBlob stores data under its own digest: content addressing.

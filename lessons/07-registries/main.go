@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // accept lists the manifest formats we understand; a registry answers with
@@ -36,26 +37,54 @@ type client struct {
 
 func main() { os.Exit(run()) }
 
+const usage = "usage: lesson07 [-u USER:PASS] [-o FILE] tags HOST REPO | manifest HOST REPO REF | blob HOST REPO DIGEST"
+
+// verbs and the arguments each needs, with an example for the lab's registry.
+var verbs = map[string]struct{ args, example string }{
+	"tags":     {"HOST REPO", "lesson07 tags 127.0.0.1:5000 busybox"},
+	"manifest": {"HOST REPO REF", "lesson07 manifest 127.0.0.1:5000 busybox latest"},
+	"blob":     {"HOST REPO DIGEST", "lesson07 blob 127.0.0.1:5000 busybox sha256:..."},
+}
+
 func run() int {
 	fs := flag.NewFlagSet("lesson07", flag.ContinueOnError)
 	creds := fs.String("u", "", "USER:PASSWORD for registries that ask")
 	out := fs.String("o", "", "blob: write the verified blob to this file (default: its digest's hex)")
-	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() < 3 {
-		fmt.Fprintln(os.Stderr, "usage: lesson07 [-u USER:PASS] [-o FILE] tags HOST REPO | manifest HOST REPO REF | blob HOST REPO DIGEST")
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage); fs.PrintDefaults() }
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	verb := fs.Arg(0)
+	v, ok := verbs[verb]
+	switch {
+	case verb == "":
+		fs.Usage()
+		fmt.Fprintln(os.Stderr, "lesson07: no verb: try", verbs["tags"].example)
+		return 2
+	case !ok:
+		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintf(os.Stderr, "lesson07: unknown verb %q: want tags, manifest or blob\n", verb)
+		return 2
+	case fs.NArg()-1 != len(strings.Fields(v.args)):
+		fmt.Fprintf(os.Stderr, "lesson07: %s needs %s: try %s\n", verb, v.args, v.example)
 		return 2
 	}
 	c := &client{base: "http://" + fs.Arg(1)}
 	c.user, c.pass, _ = strings.Cut(*creds, ":")
 	var err error
-	switch verb, repo := fs.Arg(0), fs.Arg(2); verb {
+	switch repo := fs.Arg(2); verb {
 	case "tags":
 		err = c.tags(repo)
 	case "manifest":
 		err = c.manifest(repo, fs.Arg(3))
 	case "blob":
 		err = c.blob(repo, fs.Arg(3), *out)
-	default:
-		err = fmt.Errorf("unknown verb %q", verb)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		err = fmt.Errorf("no registry at %s (connection refused): start one with: docker-registry serve lessons/07-registries/registry.yml (in the lab one runs at 127.0.0.1:5000)", fs.Arg(1))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lesson07:", err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/minictr/minictr/internal/stringid"
 	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/image/layer"
 	"github.com/minictr/minictr/pkg/trace"
@@ -37,9 +38,9 @@ func Reap(root, runRoot string, layout *cgroups.Layout, t trace.Tracer) error {
 		if !stale(filepath.Join(runRoot, "containers", id)) {
 			continue
 		}
-		t.Step("engine", fmt.Sprintf("container %s was left by an engine that died: reclaiming it", ShortID(id)), "")
+		t.Step("engine", fmt.Sprintf("container %s was left by an engine that died: reclaiming it", stringid.Short(id)), "")
 		if err := reap(root, runRoot, id, layout, t); err != nil {
-			errs = append(errs, fmt.Errorf("reclaiming container %s: %w", ShortID(id), err))
+			errs = append(errs, fmt.Errorf("reclaiming container %s: %w", stringid.Short(id), err))
 		}
 	}
 	return errors.Join(errs...)

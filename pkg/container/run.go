@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/minictr/minictr/internal/stringid"
 	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/image/layer"
 	"github.com/minictr/minictr/pkg/namespaces"
@@ -121,7 +122,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	reapErr := Reap(o.Root, o.RunRoot, layout, t)
 	id := newID()
 	if s.Hostname == "" {
-		s.Hostname = ShortID(id)
+		s.Hostname = stringid.Short(id)
 	}
 
 	var cleanup undo
@@ -234,7 +235,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
-	t.Step("engine", fmt.Sprintf("container %s is PID %d on the host; its state is in %s", ShortID(id), child.Pid, filepath.Join(stateDir, "state.json")),
+	t.Step("engine", fmt.Sprintf("container %s is PID %d on the host; its state is in %s", stringid.Short(id), child.Pid, filepath.Join(stateDir, "state.json")),
 		"cat "+filepath.Join(stateDir, "state.json"))
 	t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
 	lastLimits := func() error {
@@ -260,7 +261,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if exit != nil {
 		end = strings.TrimPrefix(exit.Error(), "container ")
 	}
-	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", ShortID(id), end), "")
+	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", stringid.Short(id), end), "")
 	if exit == nil { // a nil *ExitError is not a nil error
 		return nil
 	}

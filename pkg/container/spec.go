@@ -143,11 +143,3 @@ func newID() string {
 	}
 	return hex.EncodeToString(b)
 }
-
-// ShortID is the 12-digit form used for host names and display.
-func ShortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

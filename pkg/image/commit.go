@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/minictr/minictr/internal/atomicfile"
+	"github.com/minictr/minictr/internal/stringid"
 	"github.com/minictr/minictr/pkg/image/layer"
 )
 
@@ -79,7 +80,7 @@ func (s *Store) add(ctx context.Context, op string, in incoming) (*Image, error)
 	chains := chainIDs(cfg.RootFS.DiffIDs)
 	for i, desc := range m.Layers {
 		layers[i] = stagedLayer{desc: desc, diffID: cfg.RootFS.DiffIDs[i], chain: chains[i]}
-		in.progress.Update(Event{ID: shortID(desc.Digest.Hex), Status: StatusWaiting, Total: desc.Size})
+		in.progress.Update(Event{ID: stringid.Short(desc.Digest.Hex), Status: StatusWaiting, Total: desc.Size})
 	}
 	want := make([]int, len(layers))
 	for i := range want {
@@ -193,7 +194,7 @@ func (s *Store) commit(ctx context.Context, op string, in incoming, layers []sta
 // (unpacked, and its blob) is not fetched: st.tmp stays "".
 func (s *Store) fetchLayer(ctx context.Context, in incoming, work string, st *stagedLayer) error {
 	desc := st.desc
-	id := shortID(desc.Digest.Hex)
+	id := stringid.Short(desc.Digest.Hex)
 	if s.hasLayer(st.chain) && s.hasBlob(desc.Digest) {
 		in.progress.Update(Event{ID: id, Status: StatusExists, Current: desc.Size, Total: desc.Size})
 		return nil
@@ -246,7 +247,7 @@ func (s *Store) storeLayer(st stagedLayer) error {
 	if err := os.Rename(st.tmp, s.layerPath(st.chain)); err != nil {
 		return fmt.Errorf("storing layer %s: %w", st.desc.Digest, err)
 	}
-	s.opts.Tracer.Step("unpack", fmt.Sprintf("rename %s -> layers/%s (chain ID of layer %s)", filepath.Base(st.tmp), shortID(st.chain.Hex), shortID(st.desc.Digest.Hex)), "mv "+st.tmp+" "+s.layerPath(st.chain))
+	s.opts.Tracer.Step("unpack", fmt.Sprintf("rename %s -> layers/%s (chain ID of layer %s)", filepath.Base(st.tmp), stringid.Short(st.chain.Hex), stringid.Short(st.desc.Digest.Hex)), "mv "+st.tmp+" "+s.layerPath(st.chain))
 	return nil
 }
 
@@ -270,7 +271,7 @@ func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descript
 	compressed := sha256.New()
 	// One byte more than declared, so that a longer blob is noticed.
 	limited := io.LimitReader(&ctxReader{ctx: ctx, r: rc}, desc.Size+1)
-	counted := &progressReader{r: limited, p: p, ev: Event{ID: shortID(desc.Digest.Hex), Status: StatusDownload, Total: desc.Size}}
+	counted := &progressReader{r: limited, p: p, ev: Event{ID: stringid.Short(desc.Digest.Hex), Status: StatusDownload, Total: desc.Size}}
 	raw := io.TeeReader(counted, io.MultiWriter(blob, compressed))
 
 	tarStream, closeDecomp, err := decompress(raw)
@@ -285,7 +286,7 @@ func (s *Store) unpackStream(ctx context.Context, rc io.Reader, desc v1.Descript
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return layer.Stats{}, err
 	}
-	s.opts.Tracer.Step("unpack", fmt.Sprintf("extract layer %s into %s", shortID(desc.Digest.Hex), rootfs),
+	s.opts.Tracer.Step("unpack", fmt.Sprintf("extract layer %s into %s", stringid.Short(desc.Digest.Hex), rootfs),
 		fmt.Sprintf("curl ... | tee blob | gunzip | tar -x -C %s", rootfs))
 	stats, err := layer.Unpack(tarTee, rootfs, layer.Options{Tracer: s.opts.Tracer, MaxSize: s.unpackCap(desc.Size)})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/minictr/minictr/internal/stringid"
 )
 
 // collect deletes the blobs and layers that no image in ix refers to. The
@@ -53,7 +55,7 @@ func (s *Store) removeLayer(dir string) error {
 	if err := os.Remove(filepath.Join(dir, "layer.json")); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("removing layer: %w", err)
 	}
-	s.opts.Tracer.Step("store", "remove layer "+shortID(filepath.Base(dir)), "rm -rf "+dir)
+	s.opts.Tracer.Step("store", "remove layer "+stringid.Short(filepath.Base(dir)), "rm -rf "+dir)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("removing layer: %w", err)
 	}
@@ -120,7 +122,7 @@ func (s *Store) makeRoom(before, after map[string]bool) bool {
 	for _, b := range gone {
 		if os.Remove(b.path) == nil {
 			freed = true
-			s.opts.Tracer.Step("store", "disk full: remove blob "+shortID(filepath.Base(b.path))+" before writing index.json", "rm "+b.path)
+			s.opts.Tracer.Step("store", "disk full: remove blob "+stringid.Short(filepath.Base(b.path))+" before writing index.json", "rm "+b.path)
 		}
 	}
 	return freed

@@ -7,10 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/minictr/minictr/internal/stringid"
 )
 
 // An Image is an image of the store, ready to run.
@@ -53,7 +54,7 @@ func (s *Store) image(ix *index, manifest string) (*Image, error) {
 	}
 	raw, err := os.ReadFile(s.blobPath(cfgDigest))
 	if err != nil {
-		return nil, fmt.Errorf("image %s: reading config: %w", shortID(strings.TrimPrefix(rec.ID, "sha256:")), err)
+		return nil, fmt.Errorf("image %s: reading config: %w", stringid.Short(rec.ID), err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
@@ -192,7 +193,7 @@ func (s *Store) Remove(ctx context.Context, ref string, opts RemoveOptions) (Rem
 			return nil
 		}
 		if !byTag && len(remaining) > 1 && !opts.Force {
-			return fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
+			return fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", stringid.Short(rec.ID))
 		}
 		inUse := s.inUse(rec.ID)
 		if inUse && !opts.Force {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,6 +55,9 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 	if err != nil {
 		return nil, fmt.Errorf("importing: %w", err)
 	}
+	if err := checkTar(l); err != nil {
+		return nil, fmt.Errorf("importing: %w", err)
+	}
 	img, err := mutate.AppendLayers(empty.Image, l)
 	if err != nil {
 		return nil, fmt.Errorf("importing: %w", err)
@@ -72,6 +76,25 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 	}
 	s.opts.Tracer.Step("image", "import a root filesystem tar as a one-layer image", "")
 	return s.add(ctx, "import", incoming{img: img, tags: tags})
+}
+
+// checkTar refuses input that would make an image of nothing: an empty
+// stream (/dev/null), a tar archive without entries, or no tar at all.
+// One header is enough to tell; a tar broken further on fails at unpack.
+func checkTar(l v1.Layer) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = tar.NewReader(rc).Next()
+	switch {
+	case err == io.EOF:
+		return fmt.Errorf("%w: the input is empty: want a tar archive of a root filesystem", ErrInvalid)
+	case err != nil:
+		return fmt.Errorf("%w: the input is not a tar archive: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 // applyChanges applies docker import's --change instructions. Values in

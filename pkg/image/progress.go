@@ -35,13 +35,6 @@ type discardProgress struct{}
 
 func (discardProgress) Update(Event) {}
 
-func shortID(hex string) string {
-	if len(hex) > 12 {
-		return hex[:12]
-	}
-	return hex
-}
-
 // progressReader reports the bytes read through it, every 256 KiB or so,
 // so the terminal is not flooded.
 type progressReader struct {

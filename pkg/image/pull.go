@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,6 +25,9 @@ func (c *Client) Pull(ctx context.Context, s *Store, ref string, opts PullOption
 		return nil, err
 	}
 	img, err := c.pull(ctx, s, r, opts)
+	if errors.Is(err, ErrPlatform) {
+		return nil, err // names the reference already, in docker's words
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", r, classify(err))
 	}
@@ -69,6 +73,18 @@ func (c *Client) pull(ctx context.Context, s *Store, r Reference, opts PullOptio
 		if err != nil {
 			return nil, err
 		}
+		// A single manifest names no platform: its config does. Check it
+		// before any layer is downloaded, or an amd64 image asked for as
+		// linux/s390x would be stored and run.
+		if opts.Platform != nil {
+			cfg, err := img.ConfigFile()
+			if err != nil {
+				return nil, err
+			}
+			if err := matchPlatform(r.String(), cfg, platform); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	in := incoming{img: img, repoDigest: repoDigest, source: src.String(), progress: c.opts.Progress}
@@ -77,6 +93,40 @@ func (c *Client) pull(ctx context.Context, s *Store, r Reference, opts PullOptio
 	}
 	return s.add(ctx, "pull", in)
 }
+
+// ErrPlatform: an image is not for the platform asked for (--platform).
+var ErrPlatform = errors.New("image platform does not match")
+
+// CheckPlatform refuses a local image that is not for p, as docker refuses
+// `run --platform` of an image of another platform. ref is the reference
+// the user gave, for the error.
+func (img *Image) CheckPlatform(ref string, p v1.Platform) error {
+	return matchPlatform(ref, &img.Config, p)
+}
+
+// matchPlatform compares an image's config with the platform asked for:
+// OS and architecture, and the variant when both name one. A config that
+// names no OS (some hand-made images) is taken as matching.
+func matchPlatform(ref string, cfg *v1.ConfigFile, want v1.Platform) error {
+	have := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if have.OS == "" || have.OS == want.OS && have.Architecture == want.Architecture &&
+		(want.Variant == "" || have.Variant == "" || have.Variant == want.Variant) {
+		return nil
+	}
+	return platformError{ref: ref, have: have, want: want}
+}
+
+type platformError struct {
+	ref        string
+	have, want v1.Platform
+}
+
+func (e platformError) Error() string {
+	return fmt.Sprintf("image with reference %s was found but its platform (%s) does not match the specified platform (%s)",
+		e.ref, platformString(e.have), platformString(e.want))
+}
+
+func (e platformError) Is(target error) bool { return target == ErrPlatform }
 
 // selectPlatform picks from a registry's index the manifest for platform.
 func selectPlatform(desc *remote.Descriptor, p v1.Platform) (v1.Hash, error) {

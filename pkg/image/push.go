@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/minictr/minictr/internal/stringid"
 )
 
 // PushOptions tune Push.
@@ -53,7 +55,7 @@ func (c *Client) Push(ctx context.Context, s *Store, ref string, opts PushOption
 		if l.read.Load() {
 			st = StatusPushed
 		}
-		c.opts.Progress.Update(Event{ID: shortID(l.desc.Digest.Hex), Status: st, Current: l.desc.Size, Total: l.desc.Size})
+		c.opts.Progress.Update(Event{ID: stringid.Short(l.desc.Digest.Hex), Status: st, Current: l.desc.Size, Total: l.desc.Size})
 	}
 	// Remember the digest it now has in that repository, and the repository
 	// as the place its blobs can be mounted from by the next push.
@@ -185,7 +187,7 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	l.read.Store(true)
-	pr := &progressReader{r: f, p: l.p, ev: Event{ID: shortID(l.desc.Digest.Hex), Status: StatusPushing, Total: l.desc.Size}}
+	pr := &progressReader{r: f, p: l.p, ev: Event{ID: stringid.Short(l.desc.Digest.Hex), Status: StatusPushing, Total: l.desc.Size}}
 	return readCloser{pr, f}, nil
 }
 

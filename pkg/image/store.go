@@ -49,6 +49,9 @@ type Options struct {
 	// InUse reports whether a container uses an image (by ID); Remove
 	// refuses such images unless forced.
 	InUse func(imageID string) bool
+	// ReadOnly opens without creating anything: a store that does not
+	// exist reads as empty (for verbs that only read, such as `images`).
+	ReadOnly bool
 }
 
 // A Store keeps images under one root directory:
@@ -72,10 +75,13 @@ type Store struct {
 	minUnpackCap int64
 }
 
-// Open opens (creating if needed) the store at root, and reclaims what
-// dead operations left in tmp/.
+// Open opens (creating if needed, unless opts.ReadOnly) the store at root,
+// and reclaims what dead operations left in tmp/.
 func Open(root string, opts Options) (*Store, error) {
 	for _, d := range []string{"blobs/sha256", "layers", "tmp"} {
+		if opts.ReadOnly { // a reader must not create a mistyped --root
+			break
+		}
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("opening image store: %w", err)
 		}
@@ -220,11 +226,14 @@ func (s *Store) inUse(imageID string) bool {
 // reference, an image ID or a unique prefix of one (as docker accepts).
 // It returns the manifest digest.
 func (ix *index) find(s string) (string, error) {
-	id := strings.TrimPrefix(s, "sha256:")
-	if len(id) >= 4 && isHex(id) {
+	// "sha256:..." is always an image ID (or a prefix of one), never a
+	// repository named sha256; 4 or more bare hex digits are tried as an ID
+	// prefix first, then as a name, as docker does.
+	id, isID := strings.CutPrefix(s, "sha256:")
+	if isID || len(id) >= 4 && isHex(id) {
 		var match []string
 		for m, r := range ix.Images {
-			if strings.HasPrefix(strings.TrimPrefix(r.ID, "sha256:"), id) {
+			if id != "" && isHex(id) && strings.HasPrefix(strings.TrimPrefix(r.ID, "sha256:"), id) {
 				match = append(match, m)
 			}
 		}
@@ -234,8 +243,7 @@ func (ix *index) find(s string) (string, error) {
 		if len(match) > 1 {
 			return "", fmt.Errorf("%s: ambiguous image ID prefix", s)
 		}
-		if strings.HasPrefix(s, "sha256:") {
-			// An image ID, not a repository named "sha256".
+		if isID {
 			return "", fmt.Errorf("%s: %w", s, ErrNotFound)
 		}
 	}

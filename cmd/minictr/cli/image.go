@@ -23,11 +23,15 @@ func imageCommands(g *globals) []*cobra.Command {
 	group.AddCommand(newImageInspectCmd(g), newImagePruneCmd(g),
 		withName(newImagesCmd(g), "ls"), withName(newRmiCmd(g), "rm"),
 		newPullCmd(g), newPushCmd(g), newTagCmd(g), newHistoryCmd(g), newSaveCmd(g), newLoadCmd(g), newImportCmd(g))
-	return []*cobra.Command{
+	cmds := []*cobra.Command{
 		newPullCmd(g), newPushCmd(g), newImagesCmd(g), newRmiCmd(g), newTagCmd(g),
 		newHistoryCmd(g), newSearchCmd(g), newLoginCmd(g), newLogoutCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newImportCmd(g), group,
 	}
+	for _, c := range cmds {
+		exitStatus(c, exitFailed)
+	}
+	return cmds
 }
 
 // withName renames a command for its place in the `image` group.
@@ -45,10 +49,22 @@ func (f *registryFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.insecure, "insecure-registry", nil, "reach this registry (host:port) over plain HTTP (loopback always is)")
 }
 
-// imageStore opens the image store under --root.
+// imageStore opens the image store under --root, creating it if needed.
 func (g *globals) imageStore() (*image.Store, error) {
-	return image.Open(filepath.Join(g.root, "image"), image.Options{
-		Tracer: g.tracer(),
+	return image.Open(filepath.Join(g.root, "image"), g.storeOptions(false))
+}
+
+// readStore opens the image store for a verb that only reads it (images,
+// inspect, history, save): a store that does not exist reads as empty and
+// is not created, so a mistyped --root leaves no directory tree behind.
+func (g *globals) readStore() (*image.Store, error) {
+	return image.Open(filepath.Join(g.root, "image"), g.storeOptions(true))
+}
+
+func (g *globals) storeOptions(readOnly bool) image.Options {
+	return image.Options{
+		Tracer:   g.tracer(),
+		ReadOnly: readOnly,
 		// Say why nothing happens: another minictr is changing the store.
 		Waiting: func(h image.LockHolder) {
 			holder := "another process"
@@ -59,12 +75,57 @@ func (g *globals) imageStore() (*image.Store, error) {
 		},
 		// The engine knows which live containers run an image.
 		InUse: func(id string) bool { return container.UsesImage(g.runRoot, id) },
-	})
+	}
 }
 
 // registryClient is the client of the verbs that talk to a registry.
 func (g *globals) registryClient(progress image.Progress, insecure []string) *image.Client {
 	return image.NewClient(image.ClientOptions{Tracer: g.tracer(), Progress: progress, Insecure: insecure})
+}
+
+// noSuchImage is docker's wording for a reference or ID the store does not
+// have: "No such image: busybox:latest", "No such image: sha256:abc".
+func noSuchImage(arg string, err error) error {
+	if !errors.Is(err, image.ErrNotFound) {
+		return err
+	}
+	name := arg
+	if !strings.HasPrefix(arg, "sha256:") {
+		if r, perr := image.ParseReference(arg); perr == nil {
+			name = familiar(r)
+		}
+	}
+	return notFound{name, err}
+}
+
+type notFound struct {
+	name string
+	err  error
+}
+
+func (e notFound) Error() string { return "No such image: " + e.name }
+func (e notFound) Unwrap() error { return e.err }
+
+// familiar is a reference as docker prints it: without docker.io/library/
+// or docker.io/ ("student/app:v1", "busybox:latest").
+func familiar(r image.Reference) string {
+	s := r.Familiar()
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// familiarString is familiar for a full reference the store returned.
+func familiarString(ref string) string {
+	r, err := image.ParseReference(ref)
+	if err != nil {
+		return ref
+	}
+	return familiar(r)
 }
 
 // interruptible is a context cancelled by Ctrl-C or SIGTERM, so that a pull
@@ -225,26 +286,34 @@ func newRmiCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			var firstErr error
+			// Like docker: go on past a failure, then report every failure,
+			// in argument order, and exit 1; with -f an image that is not
+			// there is only a warning.
+			var failed, missing []error
 			for _, ref := range args {
 				rm, err := store.Remove(ctx, ref, image.RemoveOptions{Force: force})
 				if err != nil {
-					// Like docker: report each failure, go on with the rest.
-					if firstErr == nil {
-						firstErr = err
-					} else {
-						fmt.Fprintf(g.stderr, "minictr: %v\n", err)
+					err = noSuchImage(ref, err)
+					failed = append(failed, err)
+					if errors.Is(err, image.ErrNotFound) {
+						missing = append(missing, err)
 					}
 					continue
 				}
 				for _, u := range rm.Untagged {
-					fmt.Fprintf(g.stdout, "Untagged: %s\n", u)
+					fmt.Fprintf(g.stdout, "Untagged: %s\n", familiarString(u))
 				}
 				for _, d := range rm.Deleted {
 					fmt.Fprintf(g.stdout, "Deleted: %s\n", d)
 				}
 			}
-			return firstErr
+			if force && len(failed) == len(missing) {
+				for _, e := range missing {
+					fmt.Fprintf(g.stderr, "minictr: %v\n", e)
+				}
+				return nil
+			}
+			return errors.Join(failed...)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if a container uses the image, and all its tags")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/minictr/minictr/internal/atomicfile"
@@ -23,16 +24,18 @@ func newSaveCmd(g *globals) *cobra.Command {
 			if output == "" && isTerminal(g.stdout) {
 				return usageError{fmt.Errorf("refusing to write an archive to a terminal: use -o FILE or redirect stdout")}
 			}
-			store, err := g.imageStore()
+			store, err := g.readStore()
 			if err != nil {
 				return err
 			}
 			if output == "" {
 				return store.Save(g.stdout, args, format)
 			}
-			// Next to its final name, then renamed: an interrupted save
-			// leaves no truncated archive behind.
-			return atomicfile.WriteFunc(output, 0o644, func(w io.Writer) error {
+			// Into what the user named, as docker does: through a symlink,
+			// into a device or FIFO as a stream; a regular file is written
+			// beside its name and renamed, so an interrupted save leaves no
+			// truncated archive behind.
+			return atomicfile.Output(output, 0o644, func(w io.Writer) error {
 				return store.Save(w, args, format)
 			})
 		},
@@ -112,7 +115,7 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(g.stdout)
 			}
-			_, err = fmt.Fprintf(g.stdout, "Total reclaimed space: %s\n", humanSize(freed))
+			_, err = fmt.Fprintf(g.stdout, "Total reclaimed space: %s\n", units.HumanSize(float64(freed)))
 			return err
 		},
 	}

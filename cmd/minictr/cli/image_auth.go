@@ -88,6 +88,10 @@ func newLogoutCmd(g *globals) *cobra.Command {
 	}
 }
 
+// maxSearchLimit is the most results docker's search returns (its daemon
+// refuses a --limit outside 1..100).
+const maxSearchLimit = 100
+
 func newSearchCmd(g *globals) *cobra.Command {
 	var limit int
 	var reg registryFlags
@@ -98,6 +102,9 @@ func newSearchCmd(g *globals) *cobra.Command {
 			"  minictr search nginx                 # Docker Hub's search API",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 || limit > maxSearchLimit {
+				return fmt.Errorf("invalid --limit %d: outside the range [1, %d]", limit, maxSearchLimit)
+			}
 			ctx, cancel := interruptible()
 			defer cancel()
 			results, err := g.registryClient(nil, reg.insecure).Search(ctx, args[0], limit)
@@ -116,7 +123,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 25, "maximum number of results")
+	cmd.Flags().IntVar(&limit, "limit", 25, "maximum number of results (1 to 100)")
 	reg.add(cmd)
 	return cmd
 }

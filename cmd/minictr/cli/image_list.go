@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,9 +10,11 @@ import (
 	"text/template"
 	"time"
 
+	units "github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/minictr/minictr/internal/stringid"
 	"github.com/minictr/minictr/pkg/image"
 )
 
@@ -40,7 +43,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 			"  minictr images --format '{{.Repository}}:{{.Tag}} {{.Size}}'\n  minictr images --format json",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore()
+			store, err := g.readStore()
 			if err != nil {
 				return err
 			}
@@ -90,10 +93,10 @@ func rowOf(s image.Summary) imageRow {
 		Repository:   s.Repository,
 		Tag:          s.Tag,
 		Digest:       s.Digest,
-		ID:           shortImageID(s.ID),
-		CreatedSince: humanSince(s.Created),
+		ID:           stringid.Short(s.ID),
+		CreatedSince: createdSince(s.Created),
 		CreatedAt:    s.Created.Format("2006-01-02 15:04:05 -0700 MST"),
-		Size:         humanSize(s.Size),
+		Size:         displaySize(s.Size),
 	}
 }
 
@@ -103,7 +106,7 @@ func renderImages(w io.Writer, list []image.Summary, quiet, digests bool, format
 		for _, s := range list {
 			if !seen[s.ID] {
 				seen[s.ID] = true
-				fmt.Fprintln(w, shortImageID(s.ID))
+				fmt.Fprintln(w, stringid.Short(s.ID))
 			}
 		}
 		return nil
@@ -169,57 +172,17 @@ func renderTemplate(w io.Writer, format string, list []image.Summary) error {
 	return nil
 }
 
-func shortImageID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-// humanSince is docker's "CREATED" column: "5 minutes ago", "2 years ago".
-func humanSince(t time.Time) string {
+// createdSince is docker's CREATED column: "5 minutes ago", "2 years ago".
+func createdSince(t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "Less than a minute ago"
-	case d < time.Hour:
-		return plural(int(d.Minutes()), "minute") + " ago"
-	case d < 48*time.Hour:
-		return plural(int(d.Hours()), "hour") + " ago"
-	case d < 14*24*time.Hour:
-		return plural(int(d.Hours()/24), "day") + " ago"
-	case d < 60*24*time.Hour:
-		return plural(int(d.Hours()/24/7), "week") + " ago"
-	case d < 2*365*24*time.Hour:
-		return plural(int(d.Hours()/24/30), "month") + " ago"
-	}
-	return plural(int(d.Hours()/24/365), "year") + " ago"
+	return units.HumanDuration(time.Now().UTC().Sub(t)) + " ago"
 }
 
-func plural(n int, unit string) string {
-	if n == 1 {
-		if unit == "hour" {
-			return "About an hour"
-		}
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
-}
-
-// humanSize is docker's SIZE column: decimal units, three significant digits.
-func humanSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.3g%s", f, units[i])
+// displaySize is docker's SIZE column: decimal units, three significant digits.
+func displaySize(n int64) string {
+	return units.HumanSizeWithPrecision(float64(n), 3)
 }
 
 func newImageInspectCmd(g *globals) *cobra.Command {
@@ -228,21 +191,28 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Short: "Show an image's details as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore()
+			store, err := g.readStore()
 			if err != nil {
 				return err
 			}
-			var out []inspectView
+			// Like docker: the images found, then one line per name that
+			// is not, and exit 1.
+			out := []inspectView{}
+			var failed []error
 			for _, ref := range args {
 				img, err := store.Get(ref)
 				if err != nil {
-					return err
+					failed = append(failed, noSuchImage(ref, err))
+					continue
 				}
 				out = append(out, inspectOf(img))
 			}
 			enc := json.NewEncoder(g.stdout)
 			enc.SetIndent("", "    ")
-			return enc.Encode(out)
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+			return errors.Join(failed...)
 		},
 	}
 }
@@ -296,13 +266,13 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Show how an image was built, layer by layer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imageStore()
+			store, err := g.readStore()
 			if err != nil {
 				return err
 			}
 			img, err := store.Get(args[0])
 			if err != nil {
-				return err
+				return noSuchImage(args[0], err)
 			}
 			return renderHistory(g.stdout, img, quiet, noTrunc)
 		},
@@ -316,7 +286,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 // that made a layer get its size; the others (ENV, CMD ...) show 0B.
 func renderHistory(w io.Writer, img *image.Image, quiet, noTrunc bool) error {
 	if quiet {
-		_, err := fmt.Fprintln(w, shortImageID(img.ID))
+		_, err := fmt.Fprintln(w, stringid.Short(img.ID))
 		return err
 	}
 	hist := img.Config.History
@@ -338,13 +308,13 @@ func renderHistory(w io.Writer, img *image.Image, quiet, noTrunc bool) error {
 		}
 		id := "<missing>"
 		if i == len(hist)-1 {
-			id = shortImageID(img.ID)
+			id = stringid.Short(img.ID)
 		}
 		by := h.CreatedBy
 		if !noTrunc && len(by) > 45 {
 			by = by[:44] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, humanSince(h.Created.Time), by, humanSize(size), h.Comment)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, createdSince(h.Created.Time), by, displaySize(size), h.Comment)
 	}
 	return tw.Flush()
 }

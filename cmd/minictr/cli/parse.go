@@ -5,40 +5,26 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strconv"
 	"strings"
+
+	units "github.com/docker/go-units"
 )
 
-// parseBytes reads a size the way docker does: a number with an optional
-// binary unit b, k, m, g, t (with or without a trailing "b" or "ib", any case).
+// parseBytes reads a size as docker's --memory does (go-units' RAMInBytes:
+// a number with an optional binary unit b, k, m, g, t, p, with or without a
+// trailing "b" or "ib", any case), and refuses what would overflow, which
+// RAMInBytes converts without a check.
 func parseBytes(s string) (int64, error) {
-	num := strings.ToLower(strings.TrimSpace(s))
-	num = strings.TrimSuffix(num, "ib")
-	num = strings.TrimSuffix(num, "b")
-	mult := int64(1)
-	if n := len(num); n > 0 {
-		switch num[n-1] {
-		case 'k':
-			mult = 1 << 10
-		case 'm':
-			mult = 1 << 20
-		case 'g':
-			mult = 1 << 30
-		case 't':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			num = num[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || num == "" || math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(num, "eEnNiI") {
+	n, err := units.RAMInBytes(strings.TrimSpace(s))
+	if err != nil {
 		return 0, fmt.Errorf("not a size: want a positive number with an optional unit b, k, m or g")
 	}
-	if v*float64(mult) >= math.MaxInt64 {
+	// float64 -> int64 of a value out of range gives MinInt64 (amd64) or
+	// saturates at MaxInt64 (arm64).
+	if n < 0 || n == math.MaxInt64 {
 		return 0, fmt.Errorf("too large")
 	}
-	return int64(v * float64(mult)), nil
+	return n, nil
 }
 
 // buildEnv merges --env-file files and -e flags, in that order, as docker

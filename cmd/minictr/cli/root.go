@@ -3,8 +3,9 @@
 //
 // Errors travel as values up to Main, which prints "minictr: <error>" once
 // and returns the exit code docker would: the container's own status, 125
-// when the engine fails, 126 when the command cannot be invoked, 127 when it
-// is not found.
+// when the engine fails or a flag does not parse, 126 when the command
+// cannot be invoked, 127 when it is not found, and 1 when an image verb
+// fails.
 package cli
 
 import (
@@ -21,6 +22,7 @@ import (
 
 // Exit codes shared with docker.
 const (
+	exitFailed   = 1   // an image verb failed (docker's image verbs exit 1)
 	exitEngine   = 125 // minictr itself failed, or was called wrongly
 	exitNoInvoke = 126 // the command exists but cannot be run
 	exitNotFound = 127 // the command does not exist
@@ -73,6 +75,10 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
+	// A bad global flag is a wrong invocation of any verb, as docker's are.
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		return g.check()
+	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.root, "root", envOr("MINICTR_ROOT", "/var/lib/minictr"), "directory for persistent state (env MINICTR_ROOT)")
 	f.StringVar(&g.runRoot, "run-root", envOr("MINICTR_RUN_ROOT", "/run/minictr"), "directory for live state (env MINICTR_RUN_ROOT)")
@@ -82,6 +88,19 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(imageCommands(g)...)
 	root.AddCommand(newVersionCmd(g))
 	return root
+}
+
+// check refuses global flags that would make minictr write somewhere the
+// user did not mean: an empty --root would put the store in the working
+// directory.
+func (g *globals) check() error {
+	if g.root == "" {
+		return usageError{fmt.Errorf("--root (MINICTR_ROOT) is empty: name a directory")}
+	}
+	if g.runRoot == "" {
+		return usageError{fmt.Errorf("--run-root (MINICTR_RUN_ROOT) is empty: name a directory")}
+	}
+	return nil
 }
 
 func envOr(key, def string) string {
@@ -96,6 +115,45 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// failure marks an error with the exit status it means: exitFailed for the
+// image verbs (see exitStatus).
+type failure struct {
+	err  error
+	code int
+}
+
+func (e failure) Error() string { return e.err.Error() }
+func (e failure) Unwrap() error { return e.err }
+func (e failure) ExitCode() int { return e.code }
+
+// exitStatus makes every failure of cmd and its subcommands, argument
+// errors included, exit with code, as docker's image verbs exit 1. Flag
+// errors stay usage errors (125): cobra reports them before RunE.
+func exitStatus(cmd *cobra.Command, code int) {
+	mark := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		var out []error
+		for _, e := range leaves(err) {
+			if _, ok := e.(exitCoder); !ok {
+				e = failure{e, code}
+			}
+			out = append(out, e)
+		}
+		return errors.Join(out...)
+	}
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, args []string) error { return mark(run(c, args)) }
+	}
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error { return mark(check(c, args)) }
+	}
+	for _, sub := range cmd.Commands() {
+		exitStatus(sub, code)
+	}
+}
 
 // exitCoder is implemented by errors that know which exit status they mean.
 type exitCoder interface{ ExitCode() int }

@@ -205,7 +205,12 @@ func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
 	}
 	if f.pull != "always" {
 		img, err := store.Get(ref)
-		if err == nil || !errors.Is(err, image.ErrNotFound) || f.pull == "never" {
+		if err == nil && opts.Platform != nil {
+			// Another platform's image is missing here, as for docker:
+			// --pull never refuses it, otherwise pull the one asked for.
+			err = img.CheckPlatform(ref, *opts.Platform)
+		}
+		if err == nil || !errors.Is(err, image.ErrNotFound) && !errors.Is(err, image.ErrPlatform) || f.pull == "never" {
 			return img, err
 		}
 		fmt.Fprintf(g.stderr, "Unable to find image '%s' locally\n", ref)

@@ -1,0 +1,90 @@
+package atomicfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// maxSymlinks is the kernel's limit on links followed in one path
+// resolution (MAXSYMLINKS, path_resolution(7)).
+const maxSymlinks = 40
+
+// Output writes what write produces to the file a user named (`save -o`),
+// as a shell's `> name` would reach it, and atomically where that can be:
+//
+//   - a symlink is followed, and its target written; the link stays;
+//   - a device or a FIFO is opened and written in place, as a stream: a
+//     rename over it would replace /dev/full or a pipe with a regular file;
+//   - a regular file or a new path is replaced by WriteFunc (temporary
+//     file, then rename), so an interrupted write leaves the old content.
+//
+// A write error (ENOSPC from /dev/full, EPIPE from a FIFO whose reader
+// left) is returned.
+func Output(name string, perm os.FileMode, write func(io.Writer) error) error {
+	target, err := resolve(name)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	fi, err := os.Stat(target)
+	switch {
+	case os.IsNotExist(err):
+		return WriteFunc(target, perm, write)
+	case err != nil:
+		return fmt.Errorf("writing %s: %w", name, err)
+	case fi.Mode().IsRegular():
+		return WriteFunc(target, perm, write)
+	case fi.IsDir():
+		return fmt.Errorf("writing %s: %w", name, &os.PathError{Op: "open", Path: target, Err: syscall.EISDIR})
+	}
+	// No O_CREATE, no O_TRUNC: the node exists and is the destination.
+	f, err := os.OpenFile(target, os.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+// resolve follows symlinks in name, the last element included, even when
+// the link dangles (the write then creates its target, as `>` does). The
+// directory part is resolved by the filesystem, not lexically, so that
+// "dirlink/../x" means what the kernel means by it.
+func resolve(name string) (string, error) {
+	for range maxSymlinks {
+		dir, base := ".", name
+		if i := strings.LastIndexByte(name, '/'); i >= 0 {
+			dir, base = name[:i], name[i+1:]
+			if dir == "" {
+				dir = "/"
+			}
+		}
+		realDir, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return "", err
+		}
+		name = filepath.Join(realDir, base)
+		fi, err := os.Lstat(name)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return name, nil // missing, or not a link: name itself
+		}
+		link, err := os.Readlink(name)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(link) {
+			link = realDir + "/" + link
+		}
+		name = link
+	}
+	return "", &os.PathError{Op: "open", Path: name, Err: syscall.ELOOP}
+}
