@@ -20,6 +20,7 @@ var rules = map[string][]string{
 	"pkg/namespaces": {"golang.org/x/sys", module + "/pkg/trace", module + "/pkg/namespaces"},
 	"pkg/cgroups":    {"golang.org/x/sys", module + "/pkg/trace"},
 	"pkg/privileges": {"golang.org/x/sys", module + "/pkg/trace"},
+	"pkg/snapshot":   {"golang.org/x/sys", module + "/pkg/trace"},
 	"pkg/network":    {"golang.org/x/sys", "github.com/vishvananda/", module + "/pkg/trace"},
 	"pkg/netfilter":  {"golang.org/x/sys", "github.com/vishvananda/", "github.com/google/nftables", module + "/pkg/trace"},
 	// Images know nothing of namespaces or processes.

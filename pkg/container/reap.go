@@ -6,24 +6,46 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/minictr/minictr/pkg/cgroups"
-	"github.com/minictr/minictr/pkg/image/layer"
+	"github.com/minictr/minictr/pkg/snapshot"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
-// startGrace is how long a state directory without a state file may be
-// young: a Run creates the directory a moment before it writes the file.
-const startGrace = time.Minute
+// ReapOptions say where containers live and how to let go of their leases.
+type ReapOptions struct {
+	Root, RunRoot string
+	// Release drops the lease a container held on its image (the image
+	// store's); nil when there is no store to tell.
+	Release func(containerID string) error
+	Tracer  trace.Tracer
+}
 
-// Reap removes what containers of an engine that was killed (kill -9, a
-// crash, a reboot) left behind: their cgroups, snapshots and state
-// directories. A container counts as dead when the process in its state
-// file is gone. Run calls it first, so leftovers never pile up.
-func Reap(root, runRoot string, t trace.Tracer) error {
-	t = trace.Or(t)
-	entries, err := os.ReadDir(filepath.Join(runRoot, "containers"))
+// Reap removes what containers whose owner is gone (an engine killed with
+// SIGKILL, a crash, a reboot) left behind: the lease on their image, their
+// cgroups, snapshots and state directories. Whether a container is dead is
+// a fact, not a guess: its state record names its owner by PID and start
+// time, and that process no longer runs; a container still starting has
+// its record already and is left alone. Every command that changes state
+// calls it first, so leftovers never pile up. Each container is claimed by
+// renaming its state directory, so two minictr reaping at once never
+// remove the same one twice.
+func Reap(o ReapOptions) error {
+	return reaper{ReapOptions: o, destroyCgroup: destroyCgroup}.reap()
+}
+
+// reaper is Reap with its one host-global action replaceable, so that the
+// logic runs in tests without root and without real cgroups.
+type reaper struct {
+	ReapOptions
+	destroyCgroup func(name string, t trace.Tracer) error
+}
+
+func (r reaper) reap() error {
+	t := trace.Or(r.Tracer)
+	parent := filepath.Join(r.RunRoot, "containers")
+	entries, err := os.ReadDir(parent)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -32,45 +54,77 @@ func Reap(root, runRoot string, t trace.Tracer) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		id := e.Name()
-		if !stale(filepath.Join(runRoot, "containers", id)) {
+		name := e.Name()
+		var id string
+		switch {
+		case strings.HasPrefix(name, removingPrefix):
+			// A removal cut short: finish it.
+			id = strings.TrimPrefix(name, removingPrefix)
+		case strings.HasPrefix(name, creatingPrefix):
+			// A record being written: garbage once its writer is gone.
+			if owner, ok := parseCreating(name); ok && !owner.alive() {
+				errs = append(errs, os.RemoveAll(filepath.Join(parent, name)))
+			}
 			continue
+		default:
+			if !dead(filepath.Join(parent, name)) {
+				continue
+			}
+			// Claim it: of two reapers, one rename wins.
+			if err := os.Rename(filepath.Join(parent, name), filepath.Join(parent, removingPrefix+name)); err != nil {
+				continue
+			}
+			id = name
+			t.Step("engine", fmt.Sprintf("container %s was left by an engine that died: reclaiming it", ShortID(id)), "")
 		}
-		t.Step("engine", fmt.Sprintf("container %s was left by an engine that died: reclaiming it", ShortID(id)), "")
-		if err := reap(root, runRoot, id, t); err != nil {
+		if err := r.reclaim(id, t); err != nil {
 			errs = append(errs, fmt.Errorf("reclaiming container %s: %w", ShortID(id), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// stale reports whether a container's state directory belongs to nobody.
-func stale(dir string) bool {
+// dead reports whether a container's state directory belongs to nobody:
+// its record names an owner that is gone. A directory without a record is
+// one a minictr older than records-first left; an unreadable record is left
+// to a person.
+func dead(dir string) bool {
 	s, err := readState(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		fi, err := os.Stat(dir)
-		return err == nil && time.Since(fi.ModTime()) > startGrace
+		return true
 	}
-	if err != nil {
-		return false // unreadable: leave it to a person
-	}
-	return !s.alive()
+	return err == nil && !s.Owner.alive()
 }
 
-func reap(root, runRoot, id string, t trace.Tracer) error {
+// reclaim removes what the claimed container id used, in the order Run's
+// undo would: lease last but one, so the image outlives the snapshot made
+// of its layers, and the state directory last, so a reclaim cut short is
+// found again.
+func (r reaper) reclaim(id string, t trace.Tracer) error {
 	var errs []error
-	cg, err := cgroups.Load("minictr-"+id, t)
+	errs = append(errs, r.destroyCgroup("minictr-"+id, t))
+	if snapDir := filepath.Join(r.Root, "containers", id); exists(snapDir) {
+		errs = append(errs, snapshot.Remove(snapDir, t))
+	}
+	if r.Release != nil {
+		errs = append(errs, r.Release(id))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(r.RunRoot, "containers", removingPrefix+id))
+}
+
+// destroyCgroup removes the cgroup name in every hierarchy, if it exists.
+func destroyCgroup(name string, t trace.Tracer) error {
+	cg, err := cgroups.Load(name, t)
 	switch {
 	case err == nil:
-		errs = append(errs, cg.Destroy())
-	case !errors.Is(err, fs.ErrNotExist):
-		errs = append(errs, err)
+		return cg.Destroy()
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
 	}
-	if snapDir := filepath.Join(root, "containers", id); exists(snapDir) {
-		errs = append(errs, layer.Load(snapDir, t).Remove())
-	}
-	errs = append(errs, os.RemoveAll(filepath.Join(runRoot, "containers", id)))
-	return errors.Join(errs...)
+	return err
 }
 
 func exists(p string) bool {

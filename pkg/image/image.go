@@ -207,7 +207,7 @@ func (s *Store) Remove(ref string, opts RemoveOptions) (Removed, error) {
 	if !byTag && len(remaining) > 1 && !opts.Force {
 		return Removed{}, fmt.Errorf("image %s is referenced in multiple repositories (use -f to remove them all)", shortID(strings.TrimPrefix(rec.ID, "sha256:")))
 	}
-	inUse := s.opts.InUse != nil && s.opts.InUse(rec.ID)
+	inUse := s.inUse(rec.ID)
 	if inUse && !opts.Force {
 		return Removed{}, fmt.Errorf("%s: %w (use -f to untag it anyway)", ref, ErrInUse)
 	}
@@ -260,7 +260,7 @@ func (s *Store) Prune(opts PruneOptions) ([]string, int64, error) {
 	}
 	var removed []string
 	for m, rec := range ix.Images {
-		if s.opts.InUse != nil && s.opts.InUse(rec.ID) {
+		if s.inUse(rec.ID) {
 			continue
 		}
 		tags := tagsOf(ix, m)

@@ -50,6 +50,9 @@ type Options struct {
 	// InUse reports whether a container uses an image (by ID); Remove
 	// refuses such images unless forced.
 	InUse func(imageID string) bool
+	// LeaseAlive reports whether the container holding a lease (Lease) still
+	// lives; a dead container's lease is deleted. nil: every lease holds.
+	LeaseAlive func(containerID string) bool
 }
 
 // A Store keeps images under one root directory:

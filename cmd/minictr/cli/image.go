@@ -51,8 +51,8 @@ func (g *globals) imageStore(progress image.Progress, insecure []string) (*image
 		Tracer:   g.tracer(),
 		Progress: progress,
 		Insecure: insecure,
-		// The engine knows which live containers run an image.
-		InUse: func(id string) bool { return container.UsesImage(g.runRoot, id) },
+		// The engine knows which containers holding leases still live.
+		LeaseAlive: func(id string) bool { return container.Alive(g.runRoot, id) },
 	})
 }
 

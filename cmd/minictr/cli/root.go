@@ -66,6 +66,8 @@ func newRootCmd(g *globals) *cobra.Command {
 			"capabilities. Add --explain to any command to watch each step.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// Every verb that changes state first reclaims what dead engines left.
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) { g.reclaim(cmd) },
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
