@@ -22,6 +22,10 @@ type snapshotFacts struct {
 	Reason string        `json:"reason"` // why
 }
 
+// probePrefix names the directory a probe works in: .probe-<pid>-<start>
+// of the engine probing, in <root>/containers.
+const probePrefix = ".probe-"
+
 // factsFile keeps the verdict in the run root, which a reboot empties, so
 // that a new kernel (or a module loaded since) is asked again.
 const factsFile = "snapshotter.json"
@@ -46,7 +50,17 @@ func hostSnapshotter(root, runRoot string, t trace.Tracer) (snapshotFacts, error
 	if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &f) == nil && f.Dir == dir && f.Dev == st.Dev {
 		return f, nil
 	}
-	kind, reason := snapshot.Probe(dir)
+	// The probe works in a directory named for this engine, so that a
+	// probe cut short by a kill is garbage that Reap can tell apart.
+	me := self()
+	probeDir := filepath.Join(dir, fmt.Sprintf("%s%d-%d", probePrefix, me.Pid, me.Start))
+	if err := os.Mkdir(probeDir, 0o700); err != nil {
+		return snapshotFacts{}, err
+	}
+	kind, reason := snapshot.Probe(probeDir)
+	if err := os.RemoveAll(probeDir); err != nil {
+		return snapshotFacts{}, err
+	}
 	f = snapshotFacts{Dir: dir, Dev: st.Dev, Kind: kind, Reason: reason}
 	t.Step("engine", fmt.Sprintf("probe overlayfs in %s: %s (%s); the answer is kept in %s", dir, kind, reason, cache), "cat "+cache)
 	data, err := json.Marshal(f)

@@ -44,15 +44,15 @@ type reaper struct {
 
 func (r reaper) reap() error {
 	t := trace.Or(r.Tracer)
+	errs := []error{r.reapProbes()}
 	parent := filepath.Join(r.RunRoot, "containers")
 	entries, err := os.ReadDir(parent)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return errors.Join(errs...)
 	}
 	if err != nil {
 		return err
 	}
-	var errs []error
 	for _, e := range entries {
 		name := e.Name()
 		var id string
@@ -62,7 +62,7 @@ func (r reaper) reap() error {
 			id = strings.TrimPrefix(name, removingPrefix)
 		case strings.HasPrefix(name, creatingPrefix):
 			// A record being written: garbage once its writer is gone.
-			if owner, ok := parseCreating(name); ok && !owner.alive() {
+			if owner, ok := parseOwned(name, creatingPrefix); ok && !owner.alive() {
 				errs = append(errs, os.RemoveAll(filepath.Join(parent, name)))
 			}
 			continue
@@ -79,6 +79,20 @@ func (r reaper) reap() error {
 		}
 		if err := r.reclaim(id, t); err != nil {
 			errs = append(errs, fmt.Errorf("reclaiming container %s: %w", ShortID(id), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reapProbes removes the directories of overlay probes whose engine died
+// while probing.
+func (r reaper) reapProbes() error {
+	parent := filepath.Join(r.Root, "containers")
+	entries, _ := os.ReadDir(parent)
+	var errs []error
+	for _, e := range entries {
+		if owner, ok := parseOwned(e.Name(), probePrefix); ok && !owner.alive() {
+			errs = append(errs, os.RemoveAll(filepath.Join(parent, e.Name())))
 		}
 	}
 	return errors.Join(errs...)

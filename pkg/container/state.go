@@ -150,14 +150,15 @@ func startTime(pid int) uint64 {
 	return start
 }
 
-// parseCreating reads the owner from a .creating- directory's name.
-func parseCreating(name string) (process, bool) {
-	rest, ok := strings.CutPrefix(name, creatingPrefix)
+// parseOwned reads the owner from the name of a directory that a process
+// names for itself: prefix, then <pid>-<start>, then anything.
+func parseOwned(name, prefix string) (process, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
 	if !ok {
 		return process{}, false
 	}
 	parts := strings.SplitN(rest, "-", 3)
-	if len(parts) != 3 {
+	if len(parts) < 2 {
 		return process{}, false
 	}
 	pid, err1 := strconv.Atoi(parts[0])

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/minictr/minictr/internal/atomicfile"
 )
 
 // Leases keep an image's layers on disk while a container uses them, as
@@ -48,7 +46,10 @@ func (s *Store) Lease(containerID, imageID string) (release func() error, err er
 	if err := os.MkdirAll(s.leaseDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("leasing image: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(s.leaseDir(), containerID), []byte(imageID+"\n"), 0o600); err != nil {
+	// A plain write: every reader of leases holds the lock we hold, and a
+	// lease cut short by a kill is named for its container, whose
+	// release (or reclaim) removes it.
+	if err := os.WriteFile(filepath.Join(s.leaseDir(), containerID), []byte(imageID+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("leasing image: %w", err)
 	}
 	s.opts.Tracer.Step("store", fmt.Sprintf("lease %s for container %.12s", imageID, containerID),
@@ -78,9 +79,6 @@ func (s *Store) inUse(imageID string) bool {
 	used := false
 	for _, e := range entries {
 		id := e.Name()
-		if strings.HasPrefix(id, ".") {
-			continue // atomicfile's temporary
-		}
 		if s.opts.LeaseAlive != nil && !s.opts.LeaseAlive(id) {
 			_ = s.Release(id)
 			continue
