@@ -73,7 +73,13 @@ func createState(runRoot string, s state) (dir string, err error) {
 		return "", err
 	}
 	dir = filepath.Join(parent, s.ID)
-	if err := writeState(tmp, s); err != nil {
+	// A plain write: the directory's rename is what makes the record
+	// appear whole (and live state needs no fsync: a reboot forgets it).
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(tmp, "state.json"), data, 0o600)
+	}
+	if err != nil {
 		os.RemoveAll(tmp)
 		return "", err
 	}
