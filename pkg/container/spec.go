@@ -46,11 +46,11 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 var ErrInvalidSpec = errors.New("invalid container spec")
 
 // validate checks, once and before anything is created, all that can be
-// checked without the container's root: the root filesystem directory, the
-// command, environment and working directory, and the capabilities, which
-// it resolves into the process the init will run. Where the working
-// directory leads inside the root is checked by the init, which alone sees
-// the root an image's snapshot makes (enterWorkdir).
+// checked: the root filesystem directory, the command, environment and
+// working directory, and the capabilities, which it resolves into the
+// process the init will run. Where the working directory leads inside an
+// image's root is checked by the init, which alone sees the root the
+// snapshot makes (enterWorkdir); a --rootfs directory is checked here.
 func (s *Spec) validate() (Process, error) {
 	p := s.Process
 	if len(s.Layers) == 0 {
@@ -74,6 +74,12 @@ func (s *Spec) validate() (Process, error) {
 	for _, e := range p.Env {
 		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
 			return p, fmt.Errorf("%w: environment entry %q is not KEY=VALUE", ErrInvalidSpec, e)
+		}
+	}
+	if len(s.Layers) == 0 && p.Workdir != "" {
+		// The root is here already: refuse before anything is created.
+		if err := checkInside(s.Rootfs, p.Workdir); err != nil {
+			return p, fmt.Errorf("%w: working directory %s: %w", ErrInvalidSpec, p.Workdir, err)
 		}
 	}
 	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
