@@ -137,11 +137,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 			err = errors.Join(err, &CleanupError{Err: cerr})
 		}
 	}()
-	// The init dies with the thread that started it (Pdeathsig), so that a
-	// killed engine never leaves a container behind: keep that thread ours
-	// until the container is gone.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	defer runtime.UnlockOSThread() // locked by startInit (a no-op if it never ran)
 
 	steps := []struct {
 		name string
@@ -283,6 +279,11 @@ func (r *run) startInit() error {
 		cfg.ExtraFiles = []*os.File{r.o.TraceFile}
 		r.init.TraceFD = 4 // the first extra file, after the handshake socket
 	}
+	// The init dies with the thread that started it (Pdeathsig), so that a
+	// killed engine never leaves a container behind: keep that thread ours
+	// until the container is gone (Run unlocks it). Not earlier: a locked
+	// thread makes every goroutine of the steps before hop threads.
+	runtime.LockOSThread()
 	child, err := namespaces.Start(cfg)
 	if err != nil {
 		return err
