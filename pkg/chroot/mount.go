@@ -126,3 +126,68 @@ func mountShell(source, target, fstype string, flags uintptr, data string) strin
 	}
 	return cmd + " " + source + " " + target
 }
+
+// mountData mounts a filesystem whose options (data) may be long, such as
+// an overlay of many layers. mount(2) copies its options into one page
+// (4096 bytes), so many long lowerdir paths do not fit. Then we use the new
+// mount API (fsopen(2), fsconfig(2), fsmount(2), move_mount(2)), which takes
+// the lower layers one at a time ("lowerdir+", Linux 6.8): no limit but the
+// 500-layer stack of overlayfs. (The other way out, short relative paths
+// from a chdir'd parent, would change the init's working directory.)
+func (s *setup) mountData(source, target, fstype string, flags uintptr, data string) error {
+	shell := "mount -t " + fstype + " " + source + " -o " + data + " " + target
+	if len(data) < os.Getpagesize() {
+		s.t.Step(stage, "mount "+fstype+" on "+target, shell)
+		if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+			return &os.PathError{Op: "mount " + fstype, Path: target, Err: err}
+		}
+		return nil
+	}
+	opts := strings.Split(data, ",")
+	s.t.Step(stage, fmt.Sprintf("mount %s on %s: %d bytes of options exceed a page, so fsopen, fsconfig lowerdir+ (one per layer), fsmount, move_mount",
+		fstype, target, len(data)), shell)
+	return mountNewAPI(fstype, opts, target, len(data))
+}
+
+// mountNewAPI mounts fstype with opts on target through the new mount API,
+// giving a colon-separated lowerdir one layer at a time.
+func mountNewAPI(fstype string, opts []string, target string, size int) error {
+	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("fsopen "+fstype, err)
+	}
+	defer unix.Close(fsfd)
+	for _, o := range opts {
+		key, val, hasVal := strings.Cut(o, "=")
+		switch {
+		case key == "lowerdir":
+			lowers := strings.Split(val, ":")
+			for _, l := range lowers {
+				if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
+					return fmt.Errorf("%d layers need %d bytes of mount options, more than a page, and this kernel cannot take them one by one (lowerdir+ needs Linux 6.8): %w",
+						len(lowers), size, os.NewSyscallError("fsconfig lowerdir+ "+l, err))
+				}
+			}
+		case hasVal:
+			if err := unix.FsconfigSetString(fsfd, key, val); err != nil {
+				return os.NewSyscallError("fsconfig "+key+" "+val, err)
+			}
+		default:
+			if err := unix.FsconfigSetFlag(fsfd, key); err != nil {
+				return os.NewSyscallError("fsconfig "+key, err)
+			}
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return os.NewSyscallError("fsconfig create "+fstype, err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("fsmount "+fstype, err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount", Path: target, Err: err}
+	}
+	return nil
+}

@@ -11,9 +11,10 @@ import (
 	"github.com/minictr/minictr/pkg/trace"
 )
 
-// A Mount is an extra mount made inside the rootfs before pivot_root: a
-// volume or a bind mount from the host. Target is a path inside the
-// container; Source is a host path for bind mounts (Flags has MS_BIND).
+// A Mount is a mount made inside the rootfs before pivot_root. Target is a
+// path inside the container: "/" for the mounts that make the root itself
+// (a snapshot's overlay, mounted on Rootfs first), or a volume or a bind
+// mount from the host (Source is a host path, Flags has MS_BIND).
 type Mount struct {
 	Source, Target, Type string
 	Flags                uintptr
@@ -66,9 +67,10 @@ var DefaultReadonlyPaths = []string{
 
 // setup carries what every step of Setup needs.
 type setup struct {
-	cfg  Config
-	root string // absolute host path of the rootfs
-	t    trace.Tracer
+	cfg         Config
+	root        string // absolute host path of the rootfs
+	rootMounted bool   // a "/" mount of cfg.Mounts is on root
+	t           trace.Tracer
 }
 
 // Setup builds the container's filesystem view and moves into it. It must
@@ -77,9 +79,12 @@ type setup struct {
 // root). The steps, in order:
 //
 //  1. make every mount private, so nothing we do propagates to the host
-//  2. bind-mount the rootfs onto itself (pivot_root needs a mount point)
-//  3. mount /proc, /sys, the cgroups (read-only), /dev and its children,
-//     and cfg.Mounts
+//  2. mount the root's own mounts (Target "/": the snapshot's overlay) on
+//     the rootfs, here where they vanish with the container's namespace
+//  3. or, with none, bind-mount the rootfs onto itself (pivot_root needs a
+//     mount point)
+//  4. mount /proc, /sys, the cgroups (read-only), /dev and its children,
+//     and the other cfg.Mounts
 //  4. pivot_root into the rootfs and detach the host's root
 //  5. mask and make read-only the dangerous /proc and /sys paths
 //  6. with ReadOnly, remount "/" read-only
@@ -95,6 +100,7 @@ func Setup(cfg Config) error {
 	}{
 		{"checking the mount namespace", ownMountNamespace},
 		{"making / rprivate", s.makePrivate},
+		{"mounting the root filesystem", s.mountRoot},
 		{"bind-mounting the rootfs", s.bindRootfs},
 		{"mounting /proc", s.mountProc},
 		{"mounting /sys", s.mountSys},
@@ -137,10 +143,30 @@ func (s *setup) makePrivate() error {
 	return s.mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
 }
 
+// mountRoot mounts the mounts whose target is "/" on the rootfs, in order.
+// Made here, after makePrivate, they exist only in the container's mount
+// namespace: when its last process exits they are gone, and an engine
+// killed meanwhile leaves no mount on the host to clean up.
+func (s *setup) mountRoot() error {
+	for _, m := range s.cfg.Mounts {
+		if m.Target != "/" {
+			continue
+		}
+		if err := s.mountData(m.Source, s.root, m.Type, m.Flags, m.Data); err != nil {
+			return fmt.Errorf("%s on %s: %w", m.Type, s.root, err)
+		}
+		s.rootMounted = true
+	}
+	return nil
+}
+
 // bindRootfs makes the rootfs a mount point of its own, which pivot_root(2)
-// requires of its new root; recursive, so mounts already inside the rootfs
-// (an overlay's, or volumes) come along.
+// requires of its new root, unless mountRoot already made it one;
+// recursive, so mounts already inside the rootfs come along.
 func (s *setup) bindRootfs() error {
+	if s.rootMounted {
+		return nil
+	}
 	return s.mount(s.root, s.root, "", unix.MS_BIND|unix.MS_REC, "")
 }
 
@@ -186,6 +212,9 @@ func (s *setup) mountSys() error {
 // mountExtra makes cfg.Mounts, each target resolved inside the rootfs.
 func (s *setup) mountExtra() error {
 	for _, m := range s.cfg.Mounts {
+		if m.Target == "/" {
+			continue // mountRoot's
+		}
 		if err := s.mountOne(m); err != nil {
 			return fmt.Errorf("%s on %s: %w", m.Source, m.Target, err)
 		}

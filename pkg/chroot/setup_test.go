@@ -88,6 +88,11 @@ func inside() int {
 	return 0
 }
 
+// hasVolume: the config mounts something besides the root.
+func hasVolume(cfg insideConfig) bool {
+	return slices.ContainsFunc(cfg.Mounts, func(m Mount) bool { return m.Target != "/" })
+}
+
 type check struct {
 	name string
 	fn   func() error
@@ -122,7 +127,7 @@ func checks(cfg insideConfig) []check {
 			for _, m := range ms {
 				mp := m.Point
 				if mp != "/" && !strings.HasPrefix(mp, "/proc") && !strings.HasPrefix(mp, "/sys") &&
-					!strings.HasPrefix(mp, "/dev") && !(len(cfg.Mounts) > 0 && mp == "/etc") {
+					!strings.HasPrefix(mp, "/dev") && !(hasVolume(cfg) && mp == "/etc") {
 					return fmt.Errorf("host mount still visible: %+v", m)
 				}
 			}
@@ -244,7 +249,7 @@ func checks(cfg insideConfig) []check {
 	} else {
 		cs = append(cs, check{"root-rw", func() error { return os.WriteFile("/tmp/x", nil, 0o600) }})
 	}
-	if len(cfg.Mounts) > 0 {
+	if hasVolume(cfg) {
 		cs = append(cs, check{"volume", func() error {
 			data, err := os.ReadFile("/data/hello")
 			if string(data) != "from the host\n" {
@@ -527,6 +532,87 @@ func TestSetupCgroupV2Layout(t *testing.T) {
 	}
 	if strings.Contains(stderr, " tmpfs "+cfg.Rootfs+"/sys/fs/cgroup\n") {
 		t.Errorf("a tmpfs at /sys/fs/cgroup on a v2 layout:\n%s", stderr)
+	}
+}
+
+// TestSetupOverlayRoot builds the root from a mount given as data (a
+// snapshot's overlay, Target "/"): the container sees the merged view and
+// writes to the upper directory, and the host's mount table never changes.
+func TestSetupOverlayRoot(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	lower := busyboxRootfs(t)
+	base := t.TempDir()
+	upper, work, rootfs := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "rootfs")
+	for _, d := range []string{upper, work, rootfs} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := insideConfig{Rootfs: rootfs, Mounts: []Mount{{Source: "overlay", Target: "/", Type: "overlay",
+		Data: "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work}}}
+	results, stderr := runInside(t, cfg, newNS, nil)
+	wantChecks(t, results, "pid1", "rootfs-only", "old-root-gone", "root-rw", "dev-null")
+	if !strings.Contains(stderr, "[chroot] mount overlay on "+rootfs+"\n") {
+		t.Errorf("trace does not show the overlay mount on %s:\n%s", rootfs, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(upper, "tmp/x")); err != nil {
+		t.Errorf("the container's write did not land in the upper directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(rootfs); len(entries) != 0 {
+		t.Errorf("the host sees %d entries in the mount point: the overlay was mounted on the host", len(entries))
+	}
+}
+
+// TestMountDataManyLayers stacks more layers than mount(2) options can name
+// in one page, which the new mount API (lowerdir+, Linux 6.8) handles; an
+// older kernel gets an error that says so, and no mount.
+func TestMountDataManyLayers(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	base := t.TempDir()
+	var lowers []string
+	for i := range 40 {
+		l := filepath.Join(base, fmt.Sprintf("layer-%03d-%s", i, strings.Repeat("x", 80)))
+		if err := os.MkdirAll(l, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(l, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lowers = append([]string{l}, lowers...) // top first
+	}
+	upper, work, target := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "rootfs")
+	for _, d := range []string{upper, work, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
+	if len(data) < os.Getpagesize() {
+		t.Fatalf("options fit in a page: the test does not test the long path")
+	}
+	rec := &trace.Recorder{}
+	s := &setup{t: rec}
+	err := s.mountData("overlay", target, "overlay", 0, data)
+	if err == nil {
+		defer unix.Unmount(target, unix.MNT_DETACH)
+	}
+	if !testenv.KernelAtLeast(6, 8) {
+		if err == nil || !strings.Contains(err.Error(), "lowerdir+ needs Linux 6.8") {
+			t.Fatalf("mountData on Linux before 6.8 = %v, want the lowerdir+ error", err)
+		}
+		if slices.Contains(mountTable(t), target) {
+			t.Errorf("a failed mountData left a mount")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 40 {
+		t.Errorf("merged view holds %d files, want one from each of the 40 layers", len(entries))
+	}
+	if len(rec.Steps) == 0 || !strings.Contains(rec.Steps[0].Action, "lowerdir+") {
+		t.Errorf("trace %+v does not say it used lowerdir+", rec.Steps)
 	}
 }
 

@@ -15,49 +15,41 @@ type ImageConfig struct {
 	User       string
 }
 
-// Overrides are the run flags that change what the image says.
-type Overrides struct {
-	Entrypoint *string  // --entrypoint; nil when not given, "" to clear it
-	Args       []string // the command line after the image name
-	Env        []string // -e and --env-file, already merged
-	Workdir    string   // -w
-	User       string   // -u
-}
-
 // ErrNoCommand is returned when neither the image nor the flags name a
 // command to run.
 var ErrNoCommand = fmt.Errorf("%w: no command specified (the image has neither Entrypoint nor Cmd)", ErrInvalidSpec)
 
-// Merge fills the process fields of s as docker does:
+// Merge completes p, which holds what the user asked for (the command line
+// after the image name as Args, -e, -w, -u), with the image's defaults, as
+// docker does:
 //   - the command is Entrypoint followed by Cmd; arguments after the image
-//     name replace Cmd; --entrypoint replaces Entrypoint *and* drops the
-//     image's Cmd, since that Cmd was written for the old entrypoint;
-//   - the environment is the image's, then the flags' (a later value of the
+//     name replace Cmd; an entrypoint given (--entrypoint, non-nil)
+//     replaces Entrypoint *and* drops the image's Cmd, since that Cmd was
+//     written for the old entrypoint; "" clears it;
+//   - the environment is the image's, then the user's (a later value of the
 //     same name wins);
-//   - -w and -u replace WorkingDir and User when given.
-func (ic ImageConfig) Merge(o Overrides, s *Spec) error {
-	entrypoint, cmd := ic.Entrypoint, ic.Cmd
-	if o.Entrypoint != nil {
-		entrypoint, cmd = nil, nil
-		if *o.Entrypoint != "" {
-			entrypoint = []string{*o.Entrypoint}
+//   - the working directory and user are the image's unless given.
+func (ic ImageConfig) Merge(p *Process, entrypoint *string) error {
+	ep, cmd := ic.Entrypoint, ic.Cmd
+	if entrypoint != nil {
+		ep, cmd = nil, nil
+		if *entrypoint != "" {
+			ep = []string{*entrypoint}
 		}
 	}
-	if len(o.Args) > 0 {
-		cmd = o.Args
+	if len(p.Args) > 0 {
+		cmd = p.Args
 	}
-	s.Args = append(slices.Clone(entrypoint), cmd...)
-	if len(s.Args) == 0 {
+	p.Args = append(slices.Clone(ep), cmd...)
+	if len(p.Args) == 0 {
 		return ErrNoCommand
 	}
-	s.Env = append(slices.Clone(ic.Env), o.Env...)
-	s.Workdir = ic.WorkingDir
-	if o.Workdir != "" {
-		s.Workdir = o.Workdir
+	p.Env = append(slices.Clone(ic.Env), p.Env...)
+	if p.Workdir == "" {
+		p.Workdir = ic.WorkingDir
 	}
-	s.User = ic.User
-	if o.User != "" {
-		s.User = o.User
+	if p.User == "" {
+		p.User = ic.User
 	}
 	return nil
 }

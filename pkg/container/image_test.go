@@ -17,41 +17,46 @@ func TestMergeFollowsDocker(t *testing.T) {
 		User:       "www",
 	}
 	for _, tc := range []struct {
-		name string
-		img  ImageConfig
-		o    Overrides
-		want []string
+		name       string
+		img        ImageConfig
+		args       []string
+		entrypoint *string
+		want       []string
 	}{
-		{"image defaults", img, Overrides{}, []string{"/entry.sh", "serve", "--port", "80"}},
-		{"args replace Cmd", img, Overrides{Args: []string{"migrate"}}, []string{"/entry.sh", "migrate"}},
-		{"--entrypoint drops Cmd", img, Overrides{Entrypoint: str("sh")}, []string{"sh"}},
-		{"--entrypoint with args", img, Overrides{Entrypoint: str("sh"), Args: []string{"-c", "id"}}, []string{"sh", "-c", "id"}},
-		{"--entrypoint '' clears it", img, Overrides{Entrypoint: str(""), Args: []string{"ls"}}, []string{"ls"}},
-		{"Cmd only", ImageConfig{Cmd: []string{"sh"}}, Overrides{}, []string{"sh"}},
+		{"image defaults", img, nil, nil, []string{"/entry.sh", "serve", "--port", "80"}},
+		{"args replace Cmd", img, []string{"migrate"}, nil, []string{"/entry.sh", "migrate"}},
+		{"--entrypoint drops Cmd", img, nil, str("sh"), []string{"sh"}},
+		{"--entrypoint with args", img, []string{"-c", "id"}, str("sh"), []string{"sh", "-c", "id"}},
+		{"--entrypoint '' clears it", img, []string{"ls"}, str(""), []string{"ls"}},
+		{"Cmd only", ImageConfig{Cmd: []string{"sh"}}, nil, nil, []string{"sh"}},
 	} {
-		var s Spec
-		if err := tc.img.Merge(tc.o, &s); err != nil {
+		p := Process{Args: tc.args}
+		if err := tc.img.Merge(&p, tc.entrypoint); err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
 		}
-		if !reflect.DeepEqual(s.Args, tc.want) {
-			t.Errorf("%s: Args = %q, want %q", tc.name, s.Args, tc.want)
+		if !reflect.DeepEqual(p.Args, tc.want) {
+			t.Errorf("%s: Args = %q, want %q", tc.name, p.Args, tc.want)
 		}
 	}
 
-	var s Spec
-	if err := img.Merge(Overrides{Env: []string{"MODE=dev"}, Workdir: "/tmp", User: "1000"}, &s); err != nil {
+	p := Process{Env: []string{"MODE=dev"}, Workdir: "/tmp", User: "1000"}
+	if err := img.Merge(&p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := containerEnv(s.Env, "h", "/"); !reflect.DeepEqual(got, []string{"PATH=/bin", "HOSTNAME=h", "MODE=dev", "HOME=/"}) {
+	if got := containerEnv(p.Env, "h", "/"); !reflect.DeepEqual(got, []string{"PATH=/bin", "HOSTNAME=h", "MODE=dev", "HOME=/"}) {
 		t.Errorf("env = %q", got)
 	}
-	if s.Workdir != "/tmp" || s.User != "1000" {
-		t.Errorf("workdir, user = %q, %q", s.Workdir, s.User)
+	if p.Workdir != "/tmp" || p.User != "1000" {
+		t.Errorf("workdir, user = %q, %q", p.Workdir, p.User)
+	}
+	p = Process{}
+	if err := img.Merge(&p, nil); err != nil || p.Workdir != "/app" || p.User != "www" {
+		t.Errorf("image defaults: workdir, user = %q, %q (%v), want /app, www", p.Workdir, p.User, err)
 	}
 
 	empty := ""
-	if err := img.Merge(Overrides{Entrypoint: &empty}, &s); !errors.Is(err, ErrNoCommand) {
+	if err := img.Merge(&Process{}, &empty); !errors.Is(err, ErrNoCommand) {
 		t.Errorf("no command: err = %v", err)
 	}
 }

@@ -25,19 +25,16 @@ const initArg = "init"
 // typing "minictr init" gets a normal command-line error instead.
 const initEnv = "_MINICTR_INIT=1"
 
-// initSpec is what the engine sends the init over the handshake socket.
+// initSpec is what the engine sends the init over the handshake socket:
+// the process to exec, and the root to build around it.
 type initSpec struct {
-	Rootfs          string   `json:"rootfs"`
-	Args            []string `json:"args"`
-	Env             []string `json:"env"`
-	Workdir         string   `json:"workdir"`
-	User            string   `json:"user"`
-	Hostname        string   `json:"hostname"`
-	ReadOnly        bool     `json:"readOnly"`
-	Privileged      bool     `json:"privileged"`
-	Capabilities    []string `json:"capabilities"`
-	NoNewPrivileges bool     `json:"noNewPrivileges"`
-	TraceFD         int      `json:"traceFD,omitempty"`
+	Process    Process        `json:"process"`
+	Rootfs     string         `json:"rootfs"`
+	Mounts     []chroot.Mount `json:"mounts,omitempty"` // Target "/": the snapshot's, mounted on Rootfs
+	Hostname   string         `json:"hostname"`
+	ReadOnly   bool           `json:"readOnly"`
+	Privileged bool           `json:"privileged"`
+	TraceFD    int            `json:"traceFD,omitempty"`
 	// Cgroups are the host's hierarchies to mount at /sys/fs/cgroup, from
 	// the layout the engine read once.
 	Cgroups []chroot.CgroupMount `json:"cgroups,omitempty"`
@@ -77,6 +74,7 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	}
 	err := chroot.Setup(chroot.Config{
 		Rootfs:     s.Rootfs,
+		Mounts:     s.Mounts,
 		ReadOnly:   s.ReadOnly,
 		Privileged: s.Privileged,
 		Cgroups:    s.Cgroups,
@@ -93,26 +91,23 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 		return 125, err
 	}
 
-	user, err := privileges.LookupUser("/", s.User)
+	p := s.Process
+	user, err := privileges.LookupUser("/", p.User)
 	if err != nil {
 		return 125, err
 	}
-	env := containerEnv(s.Env, s.Hostname, user.Home)
-	dir := s.Workdir
-	if dir == "" {
-		dir = "/"
-	}
-	if err := enterWorkdir(dir, t); err != nil {
+	env := containerEnv(p.Env, s.Hostname, user.Home)
+	if err := enterWorkdir(p.Workdir, t); err != nil {
 		return 125, err
 	}
-	path, err := lookPath(s.Args[0], envValue(env, "PATH"))
+	path, err := lookPath(p.Args[0], envValue(env, "PATH"))
 	if err != nil {
 		return execCode(err), err
 	}
 	err = privileges.Apply(privileges.Config{
 		User:            user,
-		Capabilities:    s.Capabilities,
-		NoNewPrivileges: s.NoNewPrivileges,
+		Capabilities:    p.Capabilities,
+		NoNewPrivileges: p.NoNewPrivileges,
 		Tracer:          t,
 	})
 	if err != nil {
@@ -134,15 +129,25 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	if err := rep.Ready(); err != nil {
 		return 125, err
 	}
-	t.Step("exec", fmt.Sprintf("execve(%q, %q)", path, s.Args), "exec "+shellQuote(s.Args))
-	err = unix.Exec(path, s.Args, env)
-	err = &fs.PathError{Op: "exec", Path: s.Args[0], Err: err}
+	t.Step("exec", fmt.Sprintf("execve(%q, %q)", path, p.Args), "exec "+shellQuote(p.Args))
+	err = unix.Exec(path, p.Args, env)
+	err = &fs.PathError{Op: "exec", Path: p.Args[0], Err: err}
 	return execCode(err), err
 }
 
 // enterWorkdir creates the working directory if the image lacks it, as
-// docker does, and changes into it.
+// docker does, and changes into it. It runs after pivot_root, in the root
+// the container sees (an image's snapshot exists nowhere else): a path
+// whose symlinks climb out of the root is refused there, since the user
+// meant a directory inside the image and would otherwise silently get
+// another one.
 func enterWorkdir(dir string, t trace.Tracer) error {
+	if dir == "" {
+		dir = "/"
+	}
+	if err := checkInside("/", dir); err != nil {
+		return fmt.Errorf("%w: working directory %s: %w", ErrInvalidSpec, dir, err)
+	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("creating working directory: %w", err)

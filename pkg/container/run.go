@@ -15,9 +15,10 @@ import (
 
 	"github.com/minictr/minictr/internal/stringid"
 	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/chroot"
 	"github.com/minictr/minictr/pkg/image/layer"
 	"github.com/minictr/minictr/pkg/namespaces"
-	"github.com/minictr/minictr/pkg/privileges"
+	"github.com/minictr/minictr/pkg/snapshot"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -26,6 +27,16 @@ type RunOptions struct {
 	Spec    Spec
 	Root    string // persistent state: <Root>/containers/<id> holds an image container's snapshot
 	RunRoot string // live state: <RunRoot>/containers/<id>
+
+	// Lease, when set, keeps the image (Spec.Image) from being removed
+	// while the container uses it. Run calls it with the container's ID
+	// once the container's state record exists and before anything is
+	// made from the image; it fails when the image is gone. Run calls the
+	// release it returns when the container is removed.
+	Lease func(ctx context.Context, containerID string) (release func() error, err error)
+	// Warn receives what the user should know but that does not stop the
+	// container (e.g. a copy of the layers instead of an overlay).
+	Warn func(message string)
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -103,165 +114,258 @@ func (u undo) run() error {
 // *ExitError for any other ending, and a *StartError or plain error when
 // the container could not start. A failure to remove something afterwards
 // is joined in as a *CleanupError.
+//
+// The start is a checklist: each step makes one thing and pushes its
+// removal, so that a failure at any step undoes exactly what exists.
 func Run(ctx context.Context, o RunOptions) (err error) {
-	s := o.Spec
-	t := trace.Or(o.Tracer)
-	if err := s.validate(); err != nil {
-		return &StartError{Code: 125, Err: err}
-	}
-	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
+	r := &run{ctx: ctx, o: o, t: trace.Or(o.Tracer), id: newID()}
+	process, err := o.Spec.validate()
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
-	layout, err := cgroupLayout(t)
-	if err != nil {
+	// One reading of the host's cgroup layout, for the cgroups stage and
+	// for the init's /sys/fs/cgroup alike.
+	if r.layout, err = cgroupLayout(r.t); err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
-	// What an engine killed with SIGKILL left behind goes first; failing
-	// to remove it is only worth a warning.
-	reapErr := Reap(o.Root, o.RunRoot, layout, t)
-	id := newID()
-	if s.Hostname == "" {
-		s.Hostname = stringid.Short(id)
+	r.init = initSpec{
+		Process:    process,
+		Rootfs:     o.Spec.Rootfs,
+		Hostname:   o.Spec.Hostname,
+		ReadOnly:   o.Spec.ReadOnly,
+		Privileged: o.Spec.Privileged,
+		Cgroups:    cgroupMounts(r.layout),
 	}
-
-	var cleanup undo
+	if r.init.Hostname == "" {
+		r.init.Hostname = stringid.Short(r.id)
+	}
 	defer func() {
-		for _, cerr := range []error{reapErr, cleanup.run()} {
-			if cerr != nil {
-				err = errors.Join(err, &CleanupError{Err: cerr})
-			}
+		if cerr := r.undo.run(); cerr != nil {
+			err = errors.Join(err, &CleanupError{Err: cerr})
 		}
 	}()
-	stateDir := filepath.Join(o.RunRoot, "containers", id)
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return &StartError{Code: 125, Err: fmt.Errorf("creating container state: %w", err)}
-	}
-	cleanup.push(func() error { return os.RemoveAll(stateDir) })
+	defer runtime.UnlockOSThread() // locked by startInit (a no-op if it never ran)
 
-	if len(s.Layers) > 0 {
-		// A private, writable root over the image's read-only layers: an
-		// overlay mount, or copies where overlayfs cannot be used.
-		snap, err := layer.Prepare(s.Layers, filepath.Join(o.Root, "containers", id), t)
-		if err != nil {
-			return &StartError{Code: 125, Err: fmt.Errorf("preparing the root filesystem from the image: %w", err)}
-		}
-		cleanup.push(snap.Remove)
-		if snap.Kind == layer.KindCopy && o.Stderr != nil {
-			// Slower and bigger than an overlay: the user should know why.
-			fmt.Fprintf(o.Stderr, "minictr: warning: %s: using copies of the image's layers\n", snap.Reason)
-		}
-		s.Rootfs = snap.Rootfs
-		if err := s.validateWorkdir(); err != nil {
-			return &StartError{Code: 125, Err: err}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		// First, before anything exists: from here on every minictr sees
+		// a container that is alive while this engine is.
+		{"creating container state", r.record},
+		{"leasing the image", r.lease},
+		{"preparing the root filesystem from the image", r.prepareRoot},
+		{"creating cgroup", r.createCgroup},
+		{"starting container init", r.startInit},
+		{"joining cgroup", r.joinCgroup},
+		{"recording the container's init", r.recordInit},
+		{"releasing the init", r.release},
+	}
+	for _, step := range steps {
+		if err := step.run(); err != nil {
+			var se *StartError
+			if errors.As(err, &se) {
+				return se
+			}
+			return &StartError{Code: 125, Err: fmt.Errorf("%s: %w", step.name, err)}
 		}
 	}
+	return r.wait(ctx)
+}
 
-	// The pids limit waits until the init is ready to exec: a Go init needs
-	// a few threads while it sets up, and a limit below that would kill it.
-	limits := s.Resources
-	limits.PidsLimit = 0
-	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + id, Resources: limits, Layout: layout, Tracer: t})
+// run carries what the steps of one Run share.
+type run struct {
+	ctx     context.Context
+	o       RunOptions
+	t       trace.Tracer
+	id      string
+	init    initSpec // what the init gets: filled in by the steps
+	st      state
+	layout  *cgroups.Layout // the host's, read once
+	cg      cgroups.Cgroup
+	child   *namespaces.Child
+	started bool // the init exec'd the user's process
+	undo    undo
+}
+
+// record writes the container's first state record, naming this engine as
+// the owner that will remove what the container uses.
+func (r *run) record() error {
+	r.st = state{ID: r.id, Owner: self(), Image: r.o.Spec.Image, Created: time.Now()}
+	if _, err := createState(r.o.RunRoot, r.st); err != nil {
+		return err
+	}
+	r.undo.push(func() error { return removeState(r.o.RunRoot, r.id) })
+	return nil
+}
+
+// lease keeps the image's layers from an rmi or prune until the container
+// is removed: taken before the snapshot is made of them.
+func (r *run) lease() error {
+	if r.o.Lease == nil || len(r.o.Spec.Layers) == 0 {
+		return nil
+	}
+	release, err := r.o.Lease(r.ctx, r.id)
 	if err != nil {
-		return &StartError{Code: 125, Err: fmt.Errorf("creating cgroup: %w", err)}
+		return err
 	}
-	cleanup.push(func() error {
+	r.undo.push(release)
+	return nil
+}
+
+// prepareRoot makes an image container's private, writable root: a
+// snapshot whose mounts the init makes in its own mount namespace.
+func (r *run) prepareRoot() error {
+	if len(r.o.Spec.Layers) == 0 {
+		return nil // --rootfs: the directory is the root
+	}
+	facts, err := hostSnapshotter(r.o.Root, r.o.RunRoot, r.t)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(r.o.Root, "containers", r.id)
+	r.undo.push(func() error { return snapshot.Remove(dir, r.t) }) // also what a failed Prepare left
+	snap, err := snapshot.Prepare(dir, r.o.Spec.Layers, snapshot.Options{
+		Kind: facts.Kind, Reason: facts.Reason, Apply: applyLayer, Tracer: r.t})
+	if err != nil {
+		return err
+	}
+	if snap.Kind == snapshot.Copy && r.o.Warn != nil {
+		// Slower and bigger than an overlay: the user should know why.
+		r.o.Warn(snap.Reason + ": using copies of the image's layers")
+	}
+	r.init.Rootfs = snap.Rootfs()
+	for _, m := range snap.Mounts() {
+		r.init.Mounts = append(r.init.Mounts, chroot.Mount{
+			Source: m.Source, Target: "/", Type: m.Type, Data: strings.Join(m.Options, ",")})
+	}
+	return nil
+}
+
+// applyLayer is how a copy snapshot writes a layer: the image store's safe
+// extractor, so that copied layers cannot escape the root either.
+func applyLayer(tar io.Reader, dir string) error {
+	_, err := layer.Apply(tar, dir, layer.Options{})
+	return err
+}
+
+// createCgroup makes the container's cgroup with its limits. The pids
+// limit waits until the init is ready to exec: a Go init needs a few
+// threads while it sets up, and a limit below that would kill it.
+func (r *run) createCgroup() error {
+	limits := r.o.Spec.Resources
+	limits.PidsLimit = 0
+	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + r.id, Resources: limits, Layout: r.layout, Tracer: r.t})
+	if err != nil {
+		return err
+	}
+	r.cg = cg
+	r.undo.push(func() error {
 		if err := cg.Destroy(); err != nil {
 			return fmt.Errorf("removing cgroup: %w", err)
 		}
 		return nil
 	})
+	return nil
+}
 
-	spec := initSpec{
-		Rootfs:          s.Rootfs,
-		Args:            s.Args,
-		Env:             s.Env,
-		Workdir:         s.Workdir,
-		User:            s.User,
-		Hostname:        s.Hostname,
-		ReadOnly:        s.ReadOnly,
-		Privileged:      s.Privileged,
-		Capabilities:    caps,
-		NoNewPrivileges: s.NoNewPrivileges,
-		Cgroups:         cgroupMounts(layout),
-	}
-	term := foregroundTerminal(o.Stdin)
+// startInit re-executes minictr as the container's init in new namespaces;
+// it waits on the handshake socket until released.
+func (r *run) startInit() error {
+	term := foregroundTerminal(r.o.Stdin)
 	cfg := namespaces.Config{
 		Args:            []string{"minictr", initArg},
 		Env:             []string{"PATH=" + DefaultPath, initEnv},
 		Namespaces:      Namespaces,
-		Stdin:           o.Stdin,
-		Stdout:          o.Stdout,
-		Stderr:          o.Stderr,
-		Tracer:          t,
+		Stdin:           r.o.Stdin,
+		Stdout:          r.o.Stdout,
+		Stderr:          r.o.Stderr,
+		Tracer:          r.t,
 		NewProcessGroup: true,
 		Foreground:      term != nil,
 	}
-	if o.TraceFile != nil {
-		cfg.ExtraFiles = []*os.File{o.TraceFile}
-		spec.TraceFD = 4 // the first extra file, after the handshake socket
+	if r.o.TraceFile != nil {
+		cfg.ExtraFiles = []*os.File{r.o.TraceFile}
+		r.init.TraceFD = 4 // the first extra file, after the handshake socket
 	}
 	// The init dies with the thread that started it (Pdeathsig), so that a
 	// killed engine never leaves a container behind: keep that thread ours
-	// until the container is gone.
+	// until the container is gone (Run unlocks it). Not earlier: a locked
+	// thread makes every goroutine of the steps before hop threads.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	child, err := namespaces.Start(cfg)
 	if err != nil {
-		return &StartError{Code: 125, Err: fmt.Errorf("starting container init: %w", err)}
+		return err
 	}
+	r.child = child
 	if term != nil {
-		cleanup.push(func() error { return takeTerminalBack(term) })
+		r.undo.push(func() error { return takeTerminalBack(term) })
 	}
-	started := false
-	cleanup.push(func() error {
-		if !started {
+	r.undo.push(func() error {
+		if !r.started {
 			_ = child.Signal(syscall.SIGKILL)
 			_, _ = child.Wait()
 		}
 		return nil
 	})
+	return nil
+}
 
-	// Into the cgroup before it runs a single instruction of the user's
-	// program: the limits hold from the first byte.
-	if err := cg.Add(child.Pid); err != nil {
-		return &StartError{Code: 125, Err: fmt.Errorf("joining cgroup: %w", err)}
+// joinCgroup moves the init into the cgroup before it runs a single
+// instruction of the user's program: the limits hold from the first byte.
+func (r *run) joinCgroup() error { return r.cg.Add(r.child.Pid) }
+
+// recordInit adds the init and the cgroups to the state record.
+func (r *run) recordInit() error {
+	r.st.Pid, r.st.PidStart = r.child.Pid, startTime(r.child.Pid)
+	r.st.Rootfs, r.st.Cgroups = r.init.Rootfs, r.cg.Paths()
+	stateDir := filepath.Join(r.o.RunRoot, "containers", r.id)
+	if err := writeState(stateDir, r.st); err != nil {
+		return err
 	}
-	st := state{ID: id, Pid: child.Pid, PidStart: startTime(child.Pid), Image: s.Image, Rootfs: s.Rootfs, Cgroups: cg.Paths(), Created: time.Now()}
-	if err := writeState(stateDir, st); err != nil {
-		return &StartError{Code: 125, Err: err}
-	}
-	payload, err := json.Marshal(spec)
-	if err != nil {
-		return &StartError{Code: 125, Err: err}
-	}
-	t.Step("engine", fmt.Sprintf("container %s is PID %d on the host; its state is in %s", stringid.Short(id), child.Pid, filepath.Join(stateDir, "state.json")),
+	r.t.Step("engine", fmt.Sprintf("container %s is PID %d on the host; its state is in %s", stringid.Short(r.id), r.child.Pid, filepath.Join(stateDir, "state.json")),
 		"cat "+filepath.Join(stateDir, "state.json"))
-	t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
+	return nil
+}
+
+// release sends the init its spec and waits for its exec (or its error);
+// the pids limit comes last, when the init no longer needs threads.
+func (r *run) release() error {
+	payload, err := json.Marshal(r.init)
+	if err != nil {
+		return err
+	}
+	r.t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
+	pids := r.o.Spec.Resources.PidsLimit
 	lastLimits := func() error {
-		if s.Resources.PidsLimit == 0 {
+		if pids == 0 {
 			return nil
 		}
-		if err := cg.Set(cgroups.Resources{PidsLimit: s.Resources.PidsLimit}); err != nil {
+		if err := r.cg.Set(cgroups.Resources{PidsLimit: pids}); err != nil {
 			return &StartError{Code: 125, Err: fmt.Errorf("setting the pids limit: %w", err)}
 		}
 		return nil
 	}
-	if err := releaseInterruptible(child, payload, lastLimits, o.Signals); err != nil {
+	if err := releaseInterruptible(r.child, payload, lastLimits, r.o.Signals); err != nil {
 		return err
 	}
-	started = true
+	r.started = true
+	return nil
+}
 
-	status, err := waitForwarding(ctx, child, o.Signals)
+// wait forwards signals until the container's process ends and turns its
+// ending into Run's result.
+func (r *run) wait(ctx context.Context) error {
+	status, err := waitForwarding(ctx, r.child, r.o.Signals)
 	if err != nil {
 		return fmt.Errorf("waiting for container: %w", err)
 	}
-	exit := exitError(status, cg, s.Resources.Memory)
+	exit := exitError(status, r.cg, r.o.Spec.Resources.Memory)
 	end := "exited with status 0"
 	if exit != nil {
 		end = strings.TrimPrefix(exit.Error(), "container ")
 	}
-	t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", stringid.Short(id), end), "")
+	r.t.Step("engine", fmt.Sprintf("container %s %s; removing what it used", stringid.Short(r.id), end), "")
 	if exit == nil { // a nil *ExitError is not a nil error
 		return nil
 	}
@@ -339,10 +443,13 @@ func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os
 	}
 }
 
+// oomReporter is the one question exitError asks a cgroup.
+type oomReporter interface{ OOMKilled() (bool, error) }
+
 // exitError turns a wait status into nil or an *ExitError. Like docker's
 // OOMKilled, an OOM kill of any process in the container's cgroup counts:
 // often the victim is a child and PID 1 only passes its status on.
-func exitError(ws syscall.WaitStatus, cg cgroups.Cgroup, memLimit int64) *ExitError {
+func exitError(ws syscall.WaitStatus, cg oomReporter, memLimit int64) *ExitError {
 	var e ExitError
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:

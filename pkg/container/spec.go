@@ -10,23 +10,33 @@ import (
 	"strings"
 
 	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/privileges"
 )
 
 // Spec is what a container is made of.
 type Spec struct {
+	Process                  // what runs, as whom
 	Rootfs          string   // root filesystem directory on the host, or:
 	Image           string   // the image ID the container runs, with
-	Layers          []string // its unpacked layers, top first: the root is an overlay snapshot of them
-	Args            []string // the command and its arguments
-	Env             []string // KEY=VALUE, added to the defaults
-	Workdir         string   // absolute path inside the container; "" is "/"
-	User            string   // name|uid[:group|gid]; "" is root
+	Layers          []string // its unpacked layers, top first: the root is a snapshot of them
 	Hostname        string   // "" is the short container ID
 	ReadOnly        bool     // mount the root filesystem read-only
 	Privileged      bool     // all capabilities, no masked or read-only paths
-	CapAdd, CapDrop []string
-	NoNewPrivileges bool // set no_new_privs: setuid binaries gain nothing
+	CapAdd, CapDrop []string // changes to docker's default capabilities
 	Resources       cgroups.Resources
+}
+
+// Process is the program a container runs and its identity: what the user
+// asks for in a Spec, and what the init receives to exec it.
+type Process struct {
+	Args    []string `json:"args"`              // the command and its arguments
+	Env     []string `json:"env,omitempty"`     // KEY=VALUE, added to the defaults
+	Workdir string   `json:"workdir,omitempty"` // absolute path inside the container; "" is "/"
+	User    string   `json:"user,omitempty"`    // name|uid[:group|gid]; "" is root
+	// Capabilities the process keeps. Run fills it from the Spec's CapAdd,
+	// CapDrop and Privileged; a value set here is replaced.
+	Capabilities    []string `json:"capabilities,omitempty"`
+	NoNewPrivileges bool     `json:"noNewPrivileges,omitempty"` // set no_new_privs: setuid binaries gain nothing
 }
 
 // DefaultPath is the PATH a container gets when it sets none, as in docker.
@@ -35,53 +45,49 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // ErrInvalidSpec is wrapped by every error about a spec that cannot run.
 var ErrInvalidSpec = errors.New("invalid container spec")
 
-// validate checks what can be checked before anything is created.
-func (s *Spec) validate() error {
-	if len(s.Layers) > 0 {
-		return s.validateProcess()
-	}
-	if s.Rootfs == "" {
-		return fmt.Errorf("%w: no root filesystem given", ErrInvalidSpec)
-	}
-	fi, err := os.Stat(s.Rootfs)
-	if err != nil {
-		return fmt.Errorf("%w: root filesystem: %w", ErrInvalidSpec, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%w: root filesystem %s is not a directory", ErrInvalidSpec, s.Rootfs)
-	}
-	if err := s.validateProcess(); err != nil {
-		return err
-	}
-	return s.validateWorkdir()
-}
-
-// validateProcess checks the command and environment.
-func (s *Spec) validateProcess() error {
-	if len(s.Args) == 0 || s.Args[0] == "" {
-		return fmt.Errorf("%w: no command to run", ErrInvalidSpec)
-	}
-	if s.Workdir != "" && !filepath.IsAbs(s.Workdir) {
-		return fmt.Errorf("%w: working directory %q is not an absolute path", ErrInvalidSpec, s.Workdir)
-	}
-	for _, e := range s.Env {
-		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
-			return fmt.Errorf("%w: environment entry %q is not KEY=VALUE", ErrInvalidSpec, e)
+// validate checks, once and before anything is created, all that can be
+// checked: the root filesystem directory, the command, environment and
+// working directory, and the capabilities, which it resolves into the
+// process the init will run. Where the working directory leads inside an
+// image's root is checked by the init, which alone sees the root the
+// snapshot makes (enterWorkdir); a --rootfs directory is checked here.
+func (s *Spec) validate() (Process, error) {
+	p := s.Process
+	if len(s.Layers) == 0 {
+		if s.Rootfs == "" {
+			return p, fmt.Errorf("%w: no root filesystem given", ErrInvalidSpec)
+		}
+		fi, err := os.Stat(s.Rootfs)
+		if err != nil {
+			return p, fmt.Errorf("%w: root filesystem: %w", ErrInvalidSpec, err)
+		}
+		if !fi.IsDir() {
+			return p, fmt.Errorf("%w: root filesystem %s is not a directory", ErrInvalidSpec, s.Rootfs)
 		}
 	}
-	return nil
-}
-
-// validateWorkdir checks the working directory against the root
-// filesystem, once there is one.
-func (s *Spec) validateWorkdir() error {
-	if s.Workdir == "" {
-		return nil
+	if len(p.Args) == 0 || p.Args[0] == "" {
+		return p, fmt.Errorf("%w: no command to run", ErrInvalidSpec)
 	}
-	if err := checkInside(s.Rootfs, s.Workdir); err != nil {
-		return fmt.Errorf("%w: working directory %s: %w", ErrInvalidSpec, s.Workdir, err)
+	if p.Workdir != "" && !filepath.IsAbs(p.Workdir) {
+		return p, fmt.Errorf("%w: working directory %q is not an absolute path", ErrInvalidSpec, p.Workdir)
 	}
-	return nil
+	for _, e := range p.Env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			return p, fmt.Errorf("%w: environment entry %q is not KEY=VALUE", ErrInvalidSpec, e)
+		}
+	}
+	if len(s.Layers) == 0 && p.Workdir != "" {
+		// The root is here already: refuse before anything is created.
+		if err := checkInside(s.Rootfs, p.Workdir); err != nil {
+			return p, fmt.Errorf("%w: working directory %s: %w", ErrInvalidSpec, p.Workdir, err)
+		}
+	}
+	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
+	if err != nil {
+		return p, err
+	}
+	p.Capabilities = caps
+	return p, nil
 }
 
 // errEscapes is returned for a path whose symlinks lead out of the root.

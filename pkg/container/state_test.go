@@ -31,12 +31,12 @@ func TestStartTime(t *testing.T) {
 	if got := startTime(pid); got != 0 {
 		t.Errorf("startTime(reaped %d) = %d, want 0", pid, got)
 	}
-	st := state{Pid: os.Getpid(), PidStart: startTime(os.Getpid())}
-	if !st.alive() {
-		t.Errorf("state naming this process, with its start time, is not alive")
+	p := process{Pid: os.Getpid(), Start: startTime(os.Getpid())}
+	if !p.alive() {
+		t.Errorf("a record naming this process, with its start time, is not alive")
 	}
-	st.PidStart++
-	if st.alive() {
+	p.Start++
+	if p.alive() {
 		t.Errorf("state naming this PID with another start time is alive: the PID was reused")
 	}
 }

@@ -37,7 +37,7 @@
 //
 // See Store for the layout. Each layer is unpacked into its own directory
 // named by its chain ID (layer.Unpack), so images that share base layers
-// share directories; layer.Prepare stacks them into a container's root.
+// share directories; pkg/snapshot stacks them into a container's root.
 // Writes are atomic (temp + rename(2)). Slow work (downloading, unpacking,
 // reading an archive) happens in a work directory of tmp/ that names its
 // owner, without any lock; only the renames into place and the index write

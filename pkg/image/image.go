@@ -21,7 +21,7 @@ type Image struct {
 	Tags        []string      // full references pointing at it
 	RepoDigests []string      // "repo@sha256:..." it was pulled or pushed by
 	Config      v1.ConfigFile // Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts, Volumes ...
-	Layers      []string      // unpacked layer directories, top first (for layer.Prepare)
+	Layers      []string      // unpacked layer directories, top first (for snapshot.Prepare)
 	DiffIDs     []string      // bottom first, as in the config
 	LayerSizes  []int64       // unpacked bytes of each layer, bottom first
 	Size        int64         // unpacked bytes

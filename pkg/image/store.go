@@ -52,6 +52,9 @@ type Options struct {
 	// ReadOnly opens without creating anything: a store that does not
 	// exist reads as empty (for verbs that only read, such as `images`).
 	ReadOnly bool
+	// LeaseAlive reports whether the container holding a lease (Lease) still
+	// lives; a dead container's lease is deleted. nil: every lease holds.
+	LeaseAlive func(containerID string) bool
 }
 
 // A Store keeps images under one root directory:
@@ -215,12 +218,6 @@ func (s *Store) update(ctx context.Context, op string, change func(*index) error
 // errUnchanged, returned by the change of update, skips the write: a full
 // disk has no room for even the same index.
 var errUnchanged = errors.New("index unchanged")
-
-// inUse is the one place Remove and Prune ask whether a container uses
-// an image.
-func (s *Store) inUse(imageID string) bool {
-	return s.opts.InUse != nil && s.opts.InUse(imageID)
-}
 
 // find resolves a user's reference against the index: a tag, a digest
 // reference, an image ID or a unique prefix of one (as docker accepts).

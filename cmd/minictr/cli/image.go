@@ -73,8 +73,8 @@ func (g *globals) storeOptions(readOnly bool) image.Options {
 			}
 			fmt.Fprintf(g.stderr, "minictr: waiting for the image store lock held by %s\n", holder)
 		},
-		// The engine knows which live containers run an image.
-		InUse: func(id string) bool { return container.UsesImage(g.runRoot, id) },
+		// The engine knows which containers holding leases still live.
+		LeaseAlive: func(id string) bool { return container.Alive(g.runRoot, id) },
 	}
 }
 

@@ -68,6 +68,7 @@ func newRootCmd(g *globals) *cobra.Command {
 			"capabilities. Add --explain to any command to watch each step.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// Every verb that changes state first reclaims what dead engines left.
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
@@ -76,8 +77,13 @@ func newRootCmd(g *globals) *cobra.Command {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	// A bad global flag is a wrong invocation of any verb, as docker's are.
+	// Then reclaim what killed engines left, before a verb that changes state.
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		return g.check()
+		if err := g.check(); err != nil {
+			return err
+		}
+		g.reclaim(cmd)
+		return nil
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.root, "root", envOr("MINICTR_ROOT", "/var/lib/minictr"), "directory for persistent state (env MINICTR_ROOT)")

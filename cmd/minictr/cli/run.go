@@ -130,33 +130,35 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	if err != nil {
 		return o, usageError{err}
 	}
-	spec := container.Spec{
-		Rootfs:          f.rootfs,
-		Args:            args,
-		Env:             env,
-		Workdir:         f.workdir,
-		User:            f.user,
-		Hostname:        f.hostname,
-		ReadOnly:        f.readOnly,
-		Privileged:      f.privileged,
-		CapAdd:          f.capAdd,
-		CapDrop:         f.capDrop,
-		NoNewPrivileges: noNewPrivs,
-		Resources:       res,
-	}
-	if f.rootfs == "" {
-		if err := f.fromImage(g, args[0], args[1:], &spec); err != nil {
-			return o, err
-		}
-	}
 	o = container.RunOptions{
-		Spec:    spec,
+		Spec: container.Spec{
+			Process: container.Process{
+				Args:            args,
+				Env:             env,
+				Workdir:         f.workdir,
+				User:            f.user,
+				NoNewPrivileges: noNewPrivs,
+			},
+			Rootfs:     f.rootfs,
+			Hostname:   f.hostname,
+			ReadOnly:   f.readOnly,
+			Privileged: f.privileged,
+			CapAdd:     f.capAdd,
+			CapDrop:    f.capDrop,
+			Resources:  res,
+		},
 		Root:    g.root,
 		RunRoot: g.runRoot,
+		Warn:    func(msg string) { fmt.Fprintf(g.stderr, "minictr: warning: %s\n", msg) },
 		Stdin:   g.stdin,
 		Stdout:  g.stdout,
 		Stderr:  g.stderr,
 		Tracer:  g.tracer(),
+	}
+	if f.rootfs == "" {
+		if err := f.fromImage(g, args[0], &o); err != nil {
+			return o, err
+		}
 	}
 	if g.explain {
 		o.TraceFile = os.Stderr
@@ -164,44 +166,50 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	return o, nil
 }
 
-// fromImage finds the image (pulling it as --pull says) and merges its
-// configuration with the flags, as docker does.
-func (f *runFlags) fromImage(g *globals, ref string, args []string, spec *container.Spec) error {
-	img, err := f.image(g, ref)
+// fromImage finds the image (pulling it as --pull says), completes the
+// process the flags describe with the image's configuration, as docker
+// does, and lets the container lease the image.
+func (f *runFlags) fromImage(g *globals, ref string, o *container.RunOptions) error {
+	store, img, err := f.image(g, ref)
 	if err != nil {
 		return err
 	}
+	p := &o.Spec.Process
+	p.Args = p.Args[1:] // after the image name: the image's Cmd, replaced
 	c := img.Config.Config
 	ic := container.ImageConfig{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User}
-	over := container.Overrides{Args: args, Env: spec.Env, Workdir: spec.Workdir, User: spec.User}
+	var entrypoint *string
 	if f.entrypointSet {
-		over.Entrypoint = &f.entrypoint
+		entrypoint = &f.entrypoint
 	}
-	if err := ic.Merge(over, spec); err != nil {
+	if err := ic.Merge(p, entrypoint); err != nil {
 		return err
 	}
-	spec.Image, spec.Layers = img.ID, img.Layers
+	o.Spec.Image, o.Spec.Layers = img.ID, img.Layers
+	o.Lease = func(ctx context.Context, containerID string) (func() error, error) {
+		return store.Lease(ctx, containerID, img.ID)
+	}
 	return nil
 }
 
 // image returns the local image, pulling it first when --pull asks. Pull
 // progress goes to stderr, so the container's stdout stays its own.
-func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
+func (f *runFlags) image(g *globals, ref string) (*image.Store, *image.Image, error) {
 	if f.pull != "missing" && f.pull != "always" && f.pull != "never" {
-		return nil, usageError{fmt.Errorf(`invalid --pull %q: want "missing", "always" or "never"`, f.pull)}
+		return nil, nil, usageError{fmt.Errorf(`invalid --pull %q: want "missing", "always" or "never"`, f.pull)}
 	}
 	opts := image.PullOptions{}
 	if f.platform != "" {
 		p, err := image.ParsePlatform(f.platform)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, nil, usageError{err}
 		}
 		opts.Platform = &p
 	}
 	progress := newProgress(g.stderr, false)
 	store, err := g.imageStore()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if f.pull != "always" {
 		img, err := store.Get(ref)
@@ -211,7 +219,7 @@ func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
 			err = img.CheckPlatform(ref, *opts.Platform)
 		}
 		if err == nil || !errors.Is(err, image.ErrNotFound) && !errors.Is(err, image.ErrPlatform) || f.pull == "never" {
-			return img, err
+			return store, img, err
 		}
 		fmt.Fprintf(g.stderr, "Unable to find image '%s' locally\n", ref)
 	}
@@ -221,9 +229,9 @@ func (f *runFlags) image(g *globals, ref string) (*image.Image, error) {
 	img, err := client.Pull(ctx, store, ref, opts)
 	progress.Wait()
 	if err != nil {
-		return nil, loginHint(client, ref, err)
+		return nil, nil, loginHint(client, ref, err)
 	}
-	return img, nil
+	return store, img, nil
 }
 
 // minMemory is docker's smallest memory limit: below it the container's

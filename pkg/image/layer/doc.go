@@ -1,5 +1,4 @@
-// Package layer turns image layers (tar archives) into directories, and
-// stacks those directories into the writable root filesystem of a container.
+// Package layer turns image layers (tar archives) into directories.
 //
 // # Unpacking safely
 //
@@ -38,21 +37,11 @@
 // directory (setxattr(2)). Apply, used when layers are copied on top of each
 // other into one directory, deletes instead.
 //
-// # Snapshots
-//
-// Prepare stacks unpacked layers into DIR/rootfs. It mounts overlayfs
-// (mount(2), overlayfs(5) options lowerdir, upperdir, workdir): the layer
-// directories stay read-only below, every write lands in DIR/upper
-// (copy-on-write). Where overlayfs cannot work (no root, a filesystem without
-// d_type, an upper directory on overlayfs itself) it copies the layers into
-// DIR/rootfs instead; Snapshotter says which and why.
-//
 // # Host side effects
 //
 // Unpack and Apply write only below the directory they are given; on error
 // the directory is left half-filled and the caller (pkg/image) removes it, so
 // it unpacks into a temporary directory and renames it into the store on
-// success. Prepare mounts an overlay on DIR/rootfs in the caller's mount
-// namespace: it shows in /proc/self/mountinfo until Snapshot.Remove unmounts
-// it and deletes DIR. The container engine always calls Remove; so must tests.
+// success. Stacking unpacked layers into a container's root is
+// pkg/snapshot's work.
 package layer

@@ -113,3 +113,10 @@ func names(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

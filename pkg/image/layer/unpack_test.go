@@ -245,10 +245,3 @@ func TestUnpackGNUTar(t *testing.T) {
 	}
 	t.Logf("%d entries, %d bytes", st.Files, st.Bytes)
 }
-
-// TestHasDType: the filesystems tests run on (ext4, tmpfs) report d_type.
-func TestHasDType(t *testing.T) {
-	if !hasDType(t.TempDir()) {
-		t.Errorf("hasDType says no on %s", os.TempDir())
-	}
-}

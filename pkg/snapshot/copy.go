@@ -1,4 +1,4 @@
-package layer
+package snapshot
 
 import (
 	"archive/tar"
@@ -15,28 +15,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PrepareCopy builds dir/rootfs by applying the unpacked layers lowers (top
+// The whiteouts of the image spec (image-spec layer.md) and overlayfs's
+// opaque mark: a copy turns a layer directory's overlayfs whiteouts back
+// into these tar entries, which Apply turns into deletions.
+const (
+	whiteoutPrefix = ".wh."
+	opaqueWhiteout = ".wh..wh..opq"
+	opaqueXattr    = "trusted.overlay.opaque"
+)
+
+// prepareCopy builds DIR/rootfs by applying the unpacked layers lowers (top
 // first) bottom to top, turning their overlayfs whiteouts back into
 // deletions. Each layer directory is re-read as a tar stream and given to
-// Apply, so the copy goes through the same safe extraction as a download:
-// a symlink left by one layer cannot redirect the files of the next.
-func PrepareCopy(lowers []string, dir string, t trace.Tracer) (*Snapshot, error) {
-	t = trace.Or(t)
-	s := &Snapshot{Rootfs: filepath.Join(dir, "rootfs"), Kind: KindCopy, dir: dir, tracer: t}
-	if err := os.MkdirAll(s.Rootfs, 0o755); err != nil {
-		return nil, err
+// apply, the same safe extraction as a download: a symlink left by one
+// layer cannot redirect the files of the next.
+func (s *Snapshot) prepareCopy(lowers []string, apply func(io.Reader, string) error, t trace.Tracer) error {
+	if apply == nil {
+		return errors.New("copy snapshot: no layer applier given")
+	}
+	rootfs := s.Rootfs()
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return fmt.Errorf("preparing snapshot: %w", err)
 	}
 	for i := len(lowers) - 1; i >= 0; i-- {
-		t.Step("image", "copy layer "+lowers[i]+" onto "+s.Rootfs+" (whiteouts delete)",
-			"tar -C "+lowers[i]+" -cf - . | tar -xf - -C "+s.Rootfs)
-		if err := copyLayer(lowers[i], s.Rootfs); err != nil {
-			return nil, fmt.Errorf("copying layer %s: %w", lowers[i], err)
+		t.Step(stage, "copy layer "+lowers[i]+" onto "+rootfs+" (whiteouts delete)",
+			"tar -C "+lowers[i]+" -cf - . | tar -xf - -C "+rootfs)
+		if err := copyLayer(lowers[i], rootfs, apply); err != nil {
+			return fmt.Errorf("copying layer %s: %w", lowers[i], err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
-func copyLayer(layer, rootfs string) error {
+func copyLayer(layer, rootfs string, apply func(io.Reader, string) error) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -44,8 +55,8 @@ func copyLayer(layer, rootfs string) error {
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	_, err := Apply(pr, rootfs, Options{})
-	pr.CloseWithError(errors.New("apply stopped")) // unblocks the writer if Apply failed early
+	err := apply(pr, rootfs)
+	pr.CloseWithError(errors.New("apply stopped")) // unblocks the writer if apply failed early
 	if werr := <-done; err == nil {
 		err = werr
 	}

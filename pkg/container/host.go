@@ -1,0 +1,74 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/atomicfile"
+	"github.com/minictr/minictr/pkg/snapshot"
+	"github.com/minictr/minictr/pkg/trace"
+)
+
+// snapshotFacts is what the engine knows about overlayfs on this host: the
+// verdict of snapshot.Probe for the directory snapshots live in.
+type snapshotFacts struct {
+	Dir    string        `json:"dir"`    // <root>/containers
+	Dev    uint64        `json:"dev"`    // its filesystem (st_dev): a new one asks again
+	Kind   snapshot.Kind `json:"kind"`   // overlay or copy
+	Reason string        `json:"reason"` // why
+}
+
+// probePrefix names the directory a probe works in: .probe-<pid>-<start>
+// of the engine probing, in <root>/containers.
+const probePrefix = ".probe-"
+
+// factsFile keeps the verdict in the run root, which a reboot empties, so
+// that a new kernel (or a module loaded since) is asked again.
+const factsFile = "snapshotter.json"
+
+// hostSnapshotter decides once per host, root and boot whether snapshots
+// are overlays or copies, and keeps the answer in the run root. Probing
+// costs a mount and an unmount (several milliseconds); reading the answer
+// costs one small file per start. The overlay itself is mounted later, by
+// the container's init: if it fails there, the start fails with the mount's
+// own error, as a real failure (too many layers for this kernel) should.
+func hostSnapshotter(root, runRoot string, t trace.Tracer) (snapshotFacts, error) {
+	dir := filepath.Join(root, "containers")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return snapshotFacts{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return snapshotFacts{}, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	cache := filepath.Join(runRoot, factsFile)
+	var f snapshotFacts
+	if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &f) == nil && f.Dir == dir && f.Dev == st.Dev {
+		return f, nil
+	}
+	// The probe works in a directory named for this engine, so that a
+	// probe cut short by a kill is garbage that Reap can tell apart.
+	me := self()
+	probeDir := filepath.Join(dir, fmt.Sprintf("%s%d-%d", probePrefix, me.Pid, me.Start))
+	if err := os.Mkdir(probeDir, 0o700); err != nil {
+		return snapshotFacts{}, err
+	}
+	kind, reason := snapshot.Probe(probeDir)
+	if err := os.RemoveAll(probeDir); err != nil {
+		return snapshotFacts{}, err
+	}
+	f = snapshotFacts{Dir: dir, Dev: st.Dev, Kind: kind, Reason: reason}
+	t.Step("engine", fmt.Sprintf("probe overlayfs in %s: %s (%s); the answer is kept in %s", dir, kind, reason, cache), "cat "+cache)
+	data, err := json.Marshal(f)
+	if err != nil {
+		return f, err
+	}
+	if err := os.MkdirAll(runRoot, 0o700); err != nil {
+		return f, err
+	}
+	return f, atomicfile.Write(cache, data, 0o600)
+}
