@@ -33,7 +33,10 @@
 //
 // Both also refuse "magic" links (RESOLVE_NO_MAGICLINKS): /proc/self/fd/N
 // and /proc/PID/root are symlinks only in name, and jump anywhere.
-// Both stop after 40 symlinks with ELOOP, the kernel's MAXSYMLINKS.
+// Both stop after 40 symlinks with ELOOP, the kernel's MAXSYMLINKS. (The
+// kernel first walks without locks and, when that fails midway, walks
+// again with them, still counting the links of the first try: a path of
+// exactly 40 can then fail. The user-space walk counts exactly 40.)
 //
 // Where openat2 is missing (ENOSYS: an older kernel, or a seccomp filter
 // that does not know it), the same rules are applied by a walk in user
