@@ -136,13 +136,5 @@ var exceptions = []exception{
 	{"pkg/namespaces/nsenter/nsenter.go", "os.Stderr", "as above"},
 }
 
-// pending are packages that rules name before they exist: each is being
-// written on another branch.
-//
-// TODO(lead): remove each name when its branch is merged (pkg/resolve from
-// fr-paths, internal/procfs from fr-procfs, pkg/snapshot from fr-engine).
-// The test fails while a pending package exists, so that none is forgotten.
-var pending = []string{"pkg/resolve"}
-
 // list returns its arguments as a slice, for readable tables.
 func list(names ...string) []string { return names }

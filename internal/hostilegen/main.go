@@ -1,7 +1,9 @@
 // Command hostilegen writes the hostile layer fixtures of testdata/hostile:
 // tar archives that try to escape the directory they are unpacked into, bad
 // whiteouts, a gzip bomb and truncated blobs, with a README.md table of what
-// each tries and the error pkg/image/layer must answer.
+// each tries and the error pkg/image/layer must answer; and a second table
+// of layers whose names only look hostile (a root entry "/" as umoci writes
+// it, absolute and "./" names), which must unpack below the target.
 //
 //	go run ./internal/hostilegen -o testdata/hostile
 //
@@ -28,6 +30,7 @@ type fixture struct {
 	tries string   // what it tries, for the README
 	entry string   // the entry the error must name
 	want  string   // a substring of the error
+	lands []string // for a layer that must unpack: paths it must create below the target
 	tar   []*entry // the archive's entries
 	gzip  bool     // compress it
 	cut   int      // keep only the first cut bytes (0 = all)
@@ -84,8 +87,8 @@ func fixtures() []fixture {
 			tar: []*entry{file("../escape", []byte("escaped\n"))}},
 		{file: "dotdot-deep.tar", tries: "`..` hidden after real directories", entry: "a/b/../../../escape", want: `".." component`,
 			tar: []*entry{dir("a/"), dir("a/b/"), file("a/b/../../../escape", []byte("escaped\n"))}},
-		{file: "absolute.tar", tries: "an absolute path on the host", entry: "/tmp/minictr-hostile-absolute", want: "absolute path",
-			tar: []*entry{file("/tmp/minictr-hostile-absolute", []byte("escaped\n"))}},
+		{file: "absolute-dotdot.tar", tries: "an absolute path climbing out through `..` once its `/` is stripped", entry: "/../tmp/minictr-hostile-absolute", want: `".." component`,
+			tar: []*entry{file("/../tmp/minictr-hostile-absolute", []byte("escaped\n"))}},
 		{file: "symlink-relative.tar", tries: "a symlink to `..`, then a file through it", entry: "link/escape", want: "resolves outside",
 			tar: []*entry{symlink("link", ".."), file("link/escape", []byte("escaped\n"))}},
 		{file: "symlink-absolute.tar", tries: "a symlink to /tmp, then a file through it", entry: "link/minictr-hostile-symlink", want: "resolves outside",
@@ -130,6 +133,21 @@ func fixtures() []fixture {
 			tar: []*entry{file("big", noise(64<<10))}, gzip: true, cut: 32 << 10},
 		{file: "bomb.tar.gz", tries: "a gzip bomb: ~64 KiB that unpacks to 64 MiB (64 files of 1 MiB)", entry: "bomb/01", want: "exceeds the size limit",
 			tar: bomb, gzip: true},
+
+		// Layers that look hostile and are not: they must unpack, below
+		// the target, as docker, containerd and GNU tar unpack them.
+		{file: "umoci-root.tar", tries: "a root entry `/`, as `umoci insert DIR /` writes it", lands: []string{"etc/hello"},
+			tar: []*entry{dir("/"), dir("etc/"), file("etc/hello", []byte("hello\n"))}},
+		{file: "absolute.tar", tries: "an absolute name, which would be a host path", lands: []string{"tmp/minictr-hostile-absolute"},
+			tar: []*entry{file("/tmp/minictr-hostile-absolute", []byte("contained\n"))}},
+		{file: "absolute-names.tar", tries: "every name absolute, a hard link to an absolute name too", lands: []string{"etc/passwd", "etc/passwd-link", "bin/sh"},
+			tar: []*entry{dir("/"), dir("/etc/"), file("/etc/passwd", []byte("root:x:0:0::/root:/bin/sh\n")),
+				hardlink("/etc/passwd-link", "/etc/passwd"), dir("/bin/"), symlink("/bin/sh", "/bin/busybox")}},
+		{file: "dot-slash.tar", tries: "`./` before every name, as `tar -C DIR -c .` writes them", lands: []string{"etc/hostname", "etc/hostname-link", "var/run"},
+			tar: []*entry{dir("./"), dir("./etc/"), file("./etc/hostname", []byte("box\n")),
+				hardlink("./etc/hostname-link", "./etc/hostname"), dir("./var/"), symlink("./var/run", "../run")}},
+		{file: "dotdot-inside.tar", tries: "a `..` that stays inside (`a/../b`)", lands: []string{"b"},
+			tar: []*entry{dir("a/"), file("a/../b", []byte("b\n"))}},
 	}
 }
 
@@ -177,13 +195,25 @@ MaxSize 1 MiB.
 |---|---|---|---|
 `
 
+const readmeContained = `
+## Layers that must unpack, contained
+
+Real tools write names that look hostile: ` + "`umoci insert`" + ` a root entry ` + "`/`" + `, others absolute
+or ` + "`./`" + `-prefixed names. As docker, containerd and GNU tar do, pkg/image/layer strips the leading
+` + "`/`" + ` and ` + "`./`" + ` and unpacks each below its target; only a name that would land outside is
+refused (the table above). Each layer here must unpack without error, create the paths listed
+below the target, and write nothing outside it.
+
+| file | what it holds | lands at |
+|---|---|---|
+`
+
 // generate writes every fixture and the README into dir.
 func generate(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	var readme strings.Builder
-	readme.WriteString(readmeHead)
+	var refused, contained strings.Builder
 	for _, f := range fixtures() {
 		data, err := f.build()
 		if err != nil {
@@ -192,9 +222,14 @@ func generate(dir string) error {
 		if err := os.WriteFile(filepath.Join(dir, f.file), data, 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(&readme, "| `%s` | %s | `%s` | `%s` |\n", f.file, f.tries, f.entry, f.want)
+		if len(f.lands) > 0 {
+			fmt.Fprintf(&contained, "| `%s` | %s | `%s` |\n", f.file, f.tries, strings.Join(f.lands, "`, `"))
+			continue
+		}
+		fmt.Fprintf(&refused, "| `%s` | %s | `%s` | `%s` |\n", f.file, f.tries, f.entry, f.want)
 	}
-	return os.WriteFile(filepath.Join(dir, "README.md"), []byte(readme.String()), 0o644)
+	readme := readmeHead + refused.String() + readmeContained + contained.String()
+	return os.WriteFile(filepath.Join(dir, "README.md"), []byte(readme), 0o644)
 }
 
 func main() {

@@ -10,25 +10,6 @@ import (
 
 const stage = "chroot"
 
-// Chroot makes dir the root directory of the calling process and moves into
-// it, the way chroot(8) does. The old root is still mounted and reachable by
-// a root process that knows the trick (see lessons/01-chroot): use PivotRoot
-// for containers.
-func Chroot(dir string, t trace.Tracer) error {
-	t = trace.Or(t)
-	if err := unix.Chroot(dir); err != nil {
-		return &os.PathError{Op: "chroot", Path: dir, Err: err}
-	}
-	t.Step(stage, "chroot "+dir, "chroot "+dir)
-	// Without the chdir the working directory would still be outside the
-	// new root, and relative paths would resolve on the host.
-	if err := unix.Chdir("/"); err != nil {
-		return &os.PathError{Op: "chdir", Path: "/", Err: err}
-	}
-	t.Step(stage, "chdir /", "cd /")
-	return nil
-}
-
 // PivotRoot makes newroot the root mount of the calling process's mount
 // namespace and detaches the old root, so that no path leads back to the
 // host. newroot must be a mount point (Setup bind-mounts it onto itself) in

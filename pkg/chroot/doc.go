@@ -5,8 +5,9 @@
 // # The kernel features
 //
 // chroot(2) changes only where "/" resolves for path lookups. It is the
-// historical way (lesson 01) and not an isolation boundary: a root process
-// can walk back out with a second chroot and a few chdir("..").
+// historical way (lesson 01 shows it, and the escape) and not an isolation
+// boundary: a root process can walk back out with a second chroot and a few
+// chdir(".."). This package does not use it.
 //
 // pivot_root(2) moves the whole mount namespace to a new root mount and
 // puts the old root underneath it, where it can be unmounted. Once the old
@@ -19,7 +20,10 @@
 // (cgroups(7)) read-only at /sys/fs/cgroup, and remounts that make a mount
 // read-only. In a cgroup namespace (cgroup_namespaces(7)) a fresh cgroup
 // mount shows the container's own cgroup as its root, so the container reads
-// its limits (memory.max, memory.limit_in_bytes) where a runtime looks. Device nodes are made with mknod(2), links with symlink(2).
+// its limits (memory.max, memory.limit_in_bytes) where a runtime looks.
+// Device nodes are made with mknod(2), links with symlink(2). Every mount
+// target is resolved inside the rootfs by pkg/resolve (openat2(2)
+// RESOLVE_IN_ROOT), so an image's symlink cannot aim a mount at the host.
 //
 // # Host side effects
 //

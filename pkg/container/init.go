@@ -137,10 +137,10 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 
 // enterWorkdir creates the working directory if the image lacks it, as
 // docker does, and changes into it. It runs after pivot_root, in the root
-// the container sees (an image's snapshot exists nowhere else): a path
-// whose symlinks climb out of the root is refused there, since the user
-// meant a directory inside the image and would otherwise silently get
-// another one.
+// the container sees (an image's snapshot exists nowhere else), where a
+// symlink climbing out of the root stays in it, as with docker; a path
+// that loops or runs through a file is refused in the words the --rootfs
+// check uses.
 func enterWorkdir(dir string, t trace.Tracer) error {
 	if dir == "" {
 		dir = "/"

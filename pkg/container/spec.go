@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/privileges"
+	"github.com/minictr/minictr/pkg/resolve"
 )
 
 // Spec is what a container is made of.
@@ -93,52 +96,29 @@ func (s *Spec) validate() (Process, error) {
 // errEscapes is returned for a path whose symlinks lead out of the root.
 var errEscapes = errors.New("resolves outside the root filesystem")
 
-// checkInside follows path's symlinks inside root, as the container will
-// see them, and refuses a path that climbs out of root on the way. After
-// pivot_root nothing can escape; this check is for the user, who meant a
-// directory inside the image and would otherwise silently get another one.
+// checkInside resolves path inside root as the container will see it
+// (pkg/resolve's InRoot mode: absolute links and ".." stay in the root, as
+// they will after pivot_root) and reports what makes it unusable: a symlink
+// loop, or a file where a directory must be. A path that does not exist yet
+// is fine: it is created at start, inside the root.
 func checkInside(root, path string) error {
-	const maxLinks = 40 // as the kernel's ELOOP limit
-	parts := strings.Split(filepath.Clean(path), "/")
-	var resolved []string // components below root, always inside
-	for links := 0; len(parts) > 0; {
-		part := parts[0]
-		parts = parts[1:]
-		switch part {
-		case "", ".":
-			continue
-		case "..":
-			if len(resolved) == 0 {
-				return errEscapes
-			}
-			resolved = resolved[:len(resolved)-1]
-			continue
-		}
-		host := filepath.Join(root, filepath.Join(resolved...), part)
-		fi, err := os.Lstat(host)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil // created at start, inside the root
-		}
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			resolved = append(resolved, part)
-			continue
-		}
-		if links++; links > maxLinks {
-			return fmt.Errorf("too many levels of symbolic links")
-		}
-		target, err := os.Readlink(host)
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(target, "/") {
-			resolved = nil
-		}
-		parts = append(strings.Split(target, "/"), parts...)
+	rf, err := resolve.OpenRoot(root)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer rf.Close()
+	f, err := resolve.Open(rf, path, resolve.InRoot, unix.O_PATH, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err // the spec error names the path already
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // newID returns a random 64-hex-digit container ID, as docker's.

@@ -16,6 +16,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/minictr/minictr/internal/imagetest"
 )
 
 // hostileRegistry serves exactly the bytes it is given, so that a test can
@@ -224,5 +226,55 @@ func TestPullGoodPartsWorks(t *testing.T) {
 	}
 	if data, err := os.ReadFile(filepath.Join(img.Layers[0], "hello.txt")); err != nil || string(data) != "hello\n" {
 		t.Fatalf("hello.txt = %q, %v", data, err)
+	}
+}
+
+// TestPullUnpacksContainedLayers pulls each layer of the second table of
+// testdata/hostile/README.md: names as real tools write them (umoci's root
+// entry "/", absolute and "./" names). podman and docker run such images;
+// the pull must succeed, with the files below the layer's directory and
+// nothing written beside the store or on the host.
+func TestPullUnpacksContainedLayers(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "hostile")
+	fixtures, err := imagetest.ContainedFixtures(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fx := range fixtures {
+		t.Run(fx.File, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(dir, fx.File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, diffID := asLayer(t, raw, strings.HasSuffix(fx.File, ".gz"))
+			p := &parts{layer: blob, diffID: diffID}
+			p.config = v1.ConfigFile{OS: "linux", Architecture: runtimeArch(), RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}}
+			p.manifest = v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+				Layers: []v1.Descriptor{{MediaType: types.OCILayer, Size: int64(len(blob)), Digest: sha256Hash(blob)}}}
+			host, _ := p.serve(t)
+
+			parent := t.TempDir()
+			s, err := Open(filepath.Join(parent, "image"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := s.Pull(context.Background(), host+"/tidy/layer:latest", PullOptions{})
+			if err != nil {
+				t.Fatalf("pull refused a layer real tools write: %v", err)
+			}
+			for _, name := range fx.Lands {
+				if _, err := os.Lstat(filepath.Join(img.Layers[0], name)); err != nil {
+					t.Errorf("%s is not below the layer's directory: %v", name, err)
+				}
+			}
+			if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+				t.Errorf("something was written next to the store: %v", entries)
+			}
+			for _, name := range []string{"/tmp/minictr-hostile-absolute", "/tmp/minictr-hostile-symlink"} {
+				if _, err := os.Lstat(name); err == nil {
+					t.Errorf("%s was written on the host", name)
+				}
+			}
+		})
 	}
 }

@@ -9,7 +9,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/pkg/resolve"
 )
+
+// MaxID is the largest uid or gid a user can have. Ids are 32 bits, and
+// 4294967295, (uid_t)-1, is no id: setresuid(2) and chown(2) read it as
+// "leave unchanged". A larger number would wrap around to a small one
+// (4294967296 is root), so both are refused.
+const MaxID = 4294967294
 
 // A User is who the container's process runs as.
 type User struct {
@@ -29,18 +39,33 @@ type User struct {
 // CVE-2023-25173 (without it, a file's group-deny permission could be
 // bypassed by a process whose primary group changes).
 //
-// The files are opened with os.OpenInRoot, so a symlinked /etc/passwd in an
-// image cannot make us read a host file.
+// A uid or gid out of 0-MaxID, given or read from the files, is an error.
+//
+// The files are opened as the container would open them, with pkg/resolve's
+// InRoot mode (openat2 RESOLVE_IN_ROOT): an /etc/passwd that is a symlink
+// to /usr/lib/passwd reads the image's /usr/lib/passwd, as in docker, and
+// no symlink can make us read a host file.
 func LookupUser(rootfs, spec string) (User, error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" {
 		userPart = "0"
 	}
-	users, err := readEntries(rootfs, "etc/passwd")
+	if _, _, err := numericID("uid", userPart); err != nil {
+		return User{}, err
+	}
+	if _, _, err := numericID("gid", groupPart); hasGroup && err != nil {
+		return User{}, err
+	}
+	root, err := resolve.OpenRoot(rootfs)
 	if err != nil {
 		return User{}, err
 	}
-	groups, err := readEntries(rootfs, "etc/group")
+	defer root.Close()
+	users, err := readEntries(root, "etc/passwd")
+	if err != nil {
+		return User{}, err
+	}
+	groups, err := readEntries(root, "etc/group")
 	if err != nil {
 		return User{}, err
 	}
@@ -57,7 +82,11 @@ func LookupUser(rootfs, spec string) (User, error) {
 	if !hasGroup && u.Name != "" {
 		for _, g := range groups {
 			if len(g) >= 4 && slices.Contains(strings.Split(g[3], ","), u.Name) {
-				if gid, err := strconv.Atoi(g[2]); err == nil && !slices.Contains(u.Groups, gid) {
+				gid, ok, err := numericID("gid", g[2])
+				if err != nil {
+					return User{}, fmt.Errorf("group %s in /etc/group: %w", g[0], err)
+				}
+				if ok && !slices.Contains(u.Groups, gid) {
 					u.Groups = append(u.Groups, gid)
 				}
 			}
@@ -73,9 +102,12 @@ func findUser(users [][]string, spec string) (User, error) {
 		if len(e) < 4 || (e[0] != spec && e[2] != spec) {
 			continue
 		}
-		uid, err1 := strconv.Atoi(e[2])
-		gid, err2 := strconv.Atoi(e[3])
-		if err1 != nil || err2 != nil {
+		uid, ok1, err1 := numericID("uid", e[2])
+		gid, ok2, err2 := numericID("gid", e[3])
+		if err := errors.Join(err1, err2); err != nil {
+			return User{}, fmt.Errorf("user %s in /etc/passwd: %w", e[0], err)
+		}
+		if !ok1 || !ok2 {
 			continue
 		}
 		u := User{Name: e[0], UID: uid, GID: gid, Home: "/"}
@@ -84,7 +116,7 @@ func findUser(users [][]string, spec string) (User, error) {
 		}
 		return u, nil
 	}
-	if uid, err := strconv.Atoi(spec); err == nil && uid >= 0 {
+	if uid, ok, _ := numericID("uid", spec); ok { // range checked by LookupUser
 		return User{UID: uid, Home: "/"}, nil
 	}
 	return User{}, fmt.Errorf("unable to find user %s: no matching entries in passwd file", spec)
@@ -95,21 +127,39 @@ func findUser(users [][]string, spec string) (User, error) {
 func findGroup(groups [][]string, spec string) (int, error) {
 	for _, e := range groups {
 		if len(e) >= 3 && (e[0] == spec || e[2] == spec) {
-			if gid, err := strconv.Atoi(e[2]); err == nil {
+			gid, ok, err := numericID("gid", e[2])
+			if err != nil {
+				return 0, fmt.Errorf("group %s in /etc/group: %w", e[0], err)
+			}
+			if ok {
 				return gid, nil
 			}
 		}
 	}
-	if gid, err := strconv.Atoi(spec); err == nil && gid >= 0 {
+	if gid, ok, _ := numericID("gid", spec); ok { // range checked by LookupUser
 		return gid, nil
 	}
 	return 0, fmt.Errorf("unable to find group %s: no matching entries in group file", spec)
 }
 
+// numericID reads s as a uid or gid (kind names which, for the error). ok
+// is false when s is not a number, so a name; a number outside 0-MaxID is
+// an error naming it.
+func numericID(kind, s string) (id int, ok bool, err error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > MaxID {
+		return 0, true, fmt.Errorf("%s %s is out of range (0-%d)", kind, s, uint64(MaxID))
+	}
+	return int(n), true, nil
+}
+
 // readEntries splits each line of a colon-separated file into fields,
 // skipping blank and comment lines. A missing file has no entries.
-func readEntries(rootfs, name string) ([][]string, error) {
-	f, err := os.OpenInRoot(rootfs, name)
+func readEntries(root *os.File, name string) ([][]string, error) {
+	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -99,3 +99,103 @@ func TestLookupUserSymlinkEscape(t *testing.T) {
 		t.Errorf("read the host's passwd through a symlink: %+v", u)
 	}
 }
+
+// TestLookupUserPasswdSymlinkInImage: an image whose /etc/passwd and
+// /etc/group are absolute symlinks into the image itself (as images that
+// keep them in /usr/lib do) works, as in docker: the links are followed
+// inside the root filesystem.
+func TestLookupUserPasswdSymlinkInImage(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"etc", "usr/lib"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(root, "usr/lib/passwd"), "app:x:4000:4000:App:/srv/app:/bin/sh\n")
+	write(t, filepath.Join(root, "usr/lib/group"), "app:x:4000:\nlogs:x:4100:app\n")
+	for _, name := range []string{"passwd", "group"} {
+		if err := os.Symlink("/usr/lib/"+name, filepath.Join(root, "etc", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := LookupUser(root, "app")
+	if want := (User{Name: "app", UID: 4000, GID: 4000, Groups: []int{4000, 4100}, Home: "/srv/app"}); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("LookupUser(app) = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// TestLookupUserHostFileOutOfReach: symlinks that name a host file,
+// absolute or climbing with "..", resolve inside the image, where there is
+// no such file: the host's users stay unknown.
+func TestLookupUserHostFileOutOfReach(t *testing.T) {
+	host := t.TempDir()
+	write(t, filepath.Join(host, "passwd"), "hostonly:x:4242:4242::/:/bin/sh\n")
+	for _, target := range []string{host + "/passwd", "../../../../../../../../.." + host + "/passwd"} {
+		root := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, "etc/passwd")); err != nil {
+			t.Fatal(err)
+		}
+		want := "unable to find user hostonly: no matching entries in passwd file"
+		if u, err := LookupUser(root, "hostonly"); err == nil || err.Error() != want {
+			t.Errorf("/etc/passwd -> %s: LookupUser(hostonly) = %+v, %v; want %q", target, u, err, want)
+		}
+	}
+}
+
+// TestLookupUserIDRange: ids are 32 bits and 4294967295 is (uid_t)-1, so
+// anything above 4294967294 is refused, naming the value, instead of
+// wrapping around (4294967296 would be root).
+func TestLookupUserIDRange(t *testing.T) {
+	root := testRootfs(t)
+	for spec, want := range map[string]string{
+		"4294967295":           "uid 4294967295 is out of range (0-4294967294)",
+		"4294967296":           "uid 4294967296 is out of range (0-4294967294)",
+		"99999999999":          "uid 99999999999 is out of range (0-4294967294)",
+		"99999999999999999999": "uid 99999999999999999999 is out of range (0-4294967294)",
+		"0:4294967295":         "gid 4294967295 is out of range (0-4294967294)",
+		"student:4294967296":   "gid 4294967296 is out of range (0-4294967294)",
+		"4294967296:0":         "uid 4294967296 is out of range (0-4294967294)",
+	} {
+		if u, err := LookupUser(root, spec); err == nil || err.Error() != want {
+			t.Errorf("LookupUser(%q) = %+v, %v; want %q", spec, u, err, want)
+		}
+	}
+	for spec, want := range map[string]User{
+		"4294967294":            {UID: 4294967294, GID: 0, Groups: []int{0}, Home: "/"},
+		"4294967294:4294967294": {UID: 4294967294, GID: 4294967294, Groups: []int{4294967294}, Home: "/"},
+	} {
+		if got, err := LookupUser(root, spec); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("LookupUser(%q) = %+v, %v; want %+v", spec, got, err, want)
+		}
+	}
+}
+
+// TestLookupUserIDRangeInFiles: an image's own files can hold ids out of
+// range too; they are refused when used, never wrapped.
+func TestLookupUserIDRangeInFiles(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(root, "etc/passwd"), "big:x:4294967296:0::/:/bin/sh\nok:x:1000:1000::/:/bin/sh\n")
+	write(t, filepath.Join(root, "etc/group"), "huge:x:99999999999:ok\n")
+	for spec, want := range map[string]string{
+		"big":     "user big in /etc/passwd: uid 4294967296 is out of range (0-4294967294)",
+		"ok":      "group huge in /etc/group: gid 99999999999 is out of range (0-4294967294)",
+		"ok:huge": "group huge in /etc/group: gid 99999999999 is out of range (0-4294967294)",
+	} {
+		if u, err := LookupUser(root, spec); err == nil || err.Error() != want {
+			t.Errorf("LookupUser(%q) = %+v, %v; want %q", spec, u, err, want)
+		}
+	}
+}
+
+func write(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

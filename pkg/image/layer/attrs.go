@@ -60,12 +60,12 @@ func (e *extractor) xattrs(pfd int, name string, hdr *tar.Header) error {
 func (e *extractor) dirTimes() error {
 	for _, d := range e.dirs {
 		parent, base := splitName(d.name)
-		pfd, err := e.root.openDir(parent, unix.O_PATH)
+		pf, err := e.root.openDir(parent, unix.O_PATH)
 		if err != nil {
 			return err
 		}
-		err = setTimes(pfd, base, path.Join(e.root.dir, d.name), d.hdr)
-		unix.Close(pfd)
+		err = setTimes(int(pf.Fd()), base, path.Join(e.root.dir, d.name), d.hdr)
+		pf.Close()
 		if err != nil {
 			return err
 		}

@@ -3,29 +3,33 @@
 // # Unpacking safely
 //
 // A layer is a tar archive written by someone else, so every entry is hostile
-// until proven otherwise. Unpack and Apply refuse the whole layer, naming the
-// entry, when an entry would land outside the layer directory: a name with a
-// ".." component or a leading "/", a file written through a symlink that
-// leaves the directory (absolute or "../.." targets), a hard link to anything
-// but a regular file already unpacked inside it, or a character or block
-// device node (a container must never get /dev/sda from an image).
+// until proven otherwise. Entry names are read as docker, containerd and GNU
+// tar read them: a leading "/" or "./" is dropped (umoci writes a root entry
+// "/", other tools "/etc/passwd" or "./etc/passwd"), so each lands below the
+// layer directory. Unpack and Apply refuse the whole layer, naming the entry,
+// when an entry would land outside it: a name whose ".." components climb
+// above it, a file written through a symlink that leaves the directory
+// (absolute or "../.." targets), a hard link to anything but a regular file
+// already unpacked inside it, or a character or block device node (a
+// container must never get /dev/sda from an image).
 //
-// The parent directory of each entry is opened with openat2(2) and
-// RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS relative to the layer directory: the
-// kernel walks the path and fails with EXDEV if any step, symlinks included,
-// would leave it. We then create the last component with the *at syscalls
-// (mkdirat, openat O_EXCL|O_NOFOLLOW, symlinkat, linkat, mknodat) relative to
-// that directory file descriptor, so a symlink is never followed at the end
-// either. The kernel checks and opens in one step, so there is no window
-// between a check in our code and its use. We ask for RESOLVE_BENEATH, which
-// refuses an escape, rather than RESOLVE_IN_ROOT, which would quietly
+// The parent directory of each entry is opened with pkg/resolve in its
+// Beneath mode: openat2(2) RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS relative to
+// the layer directory, so the kernel walks the path and fails with EXDEV if
+// any step, symlinks included, would leave it. We then create the last
+// component with the *at syscalls (mkdirat, openat O_EXCL|O_NOFOLLOW,
+// symlinkat, linkat, mknodat) relative to that directory file descriptor, so
+// a symlink is never followed at the end either. The kernel checks and opens
+// in one step, so there is no window between a check in our code and its
+// use. A tar lists a directory's entries together, so the parent stays open
+// from one entry to the next and is resolved once per directory, again after
+// any removal. Beneath refuses an escape, where RESOLVE_IN_ROOT would quietly
 // reinterpret "/etc" as "DIR/etc": safe as well, but a layer that writes
 // through a symlink to /etc is hostile and should be refused, not repaired. A
 // symlink's target is only data: absolute targets are allowed (images are full
-// of them); only writing *through* one out of the directory is refused.
-// openat2 needs Linux 5.6; a careful user-space walk (lstat each component,
-// read each symlink, keep a depth count) is what runc's securejoin and Go's
-// os.Root do on older kernels, and is longer and racier than one syscall.
+// of them); only writing *through* one out of the directory is refused. On
+// kernels without openat2 (before 5.6) pkg/resolve walks the path in user
+// space under the same rule.
 //
 // # Whiteouts
 //

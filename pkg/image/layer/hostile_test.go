@@ -41,7 +41,50 @@ func TestHostileFixtures(t *testing.T) {
 				if got := names(t, sentinel); !slices.Equal(got, []string{"target"}) {
 					t.Errorf("the sentinel directory holds %v, want only [target]", got)
 				}
-				for _, p := range []string{"/tmp/minictr-hostile-absolute", "/tmp/minictr-hostile-symlink", filepath.Join(filepath.Dir(sentinel), "escape")} {
+				for _, p := range escapes(sentinel) {
+					if _, err := os.Lstat(p); err == nil {
+						t.Errorf("%s exists: the layer escaped", p)
+					}
+				}
+			})
+		}
+	}
+}
+
+// escapes are the paths outside the target that the fixtures aim at: none
+// may exist after an unpack.
+func escapes(sentinel string) []string {
+	return []string{"/tmp/minictr-hostile-absolute", "/tmp/minictr-hostile-symlink", filepath.Join(filepath.Dir(sentinel), "escape")}
+}
+
+// TestContainedFixtures unpacks the layers real tools write (a root entry
+// "/", absolute and "./" names), with Unpack and with Apply: each must
+// unpack, put its files below target, and nothing beside it or in /tmp.
+func TestContainedFixtures(t *testing.T) {
+	fixtures, err := imagetest.ContainedFixtures(hostileDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range fixtures {
+		for mode, fn := range map[string]func(io.Reader, string, Options) (Stats, error){"unpack": Unpack, "apply": Apply} {
+			t.Run(mode+"/"+c.File, func(t *testing.T) {
+				sentinel := t.TempDir()
+				target := filepath.Join(sentinel, "target")
+				if err := os.Mkdir(target, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := fn(openFixture(t, c.File), target, Options{MaxSize: 1 << 20}); err != nil {
+					t.Fatalf("%s refused: %v", c.File, err)
+				}
+				for _, p := range c.Lands {
+					if _, err := os.Lstat(filepath.Join(target, p)); err != nil {
+						t.Errorf("%s did not land below the target: %v", p, err)
+					}
+				}
+				if got := names(t, sentinel); !slices.Equal(got, []string{"target"}) {
+					t.Errorf("the sentinel directory holds %v, want only [target]", got)
+				}
+				for _, p := range escapes(sentinel) {
 					if _, err := os.Lstat(p); err == nil {
 						t.Errorf("%s exists: the layer escaped", p)
 					}

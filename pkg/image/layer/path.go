@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/pkg/resolve"
 )
 
 // Errors a hostile layer gets, wrapped in an *EntryError that names the
@@ -30,22 +32,20 @@ func (e *EntryError) Error() string { return fmt.Sprintf("layer entry %q: %v", e
 func (e *EntryError) Unwrap() error { return e.Err }
 
 // cleanName turns a tar entry name into a path relative to the layer
-// directory ("" is the directory itself). Absolute names and ".." components
-// are refused outright, even when "a/../b" would stay inside: no honest
-// layer writer produces them.
+// directory ("" is the directory itself), as docker, containerd and GNU tar
+// read names: leading "/" and "./" are dropped (umoci writes a root entry
+// "/", other tools "./etc" or "/etc"), the rest is cleaned, and only a name
+// that would land outside the directory is refused: one whose ".."
+// components climb above it. Symlinks on the way are the resolver's
+// business, when the entry is written.
 func cleanName(name string) (string, error) {
 	if name == "" || strings.ContainsRune(name, 0) {
 		return "", fmt.Errorf("%w: empty name or NUL byte", ErrEscape)
 	}
-	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("%w: absolute path", ErrEscape)
+	p := path.Clean(strings.TrimLeft(name, "/")) // drops "./", "//", "a/.." and a trailing "/"
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", fmt.Errorf("%w: \"..\" component climbs above it", ErrEscape)
 	}
-	for _, c := range strings.Split(name, "/") {
-		if c == ".." {
-			return "", fmt.Errorf("%w: \"..\" component", ErrEscape)
-		}
-	}
-	p := path.Clean(name) // drops "./", "//" and a trailing "/"
 	if p == "." {
 		return "", nil
 	}
@@ -60,74 +60,50 @@ func splitName(name string) (parent, base string) {
 }
 
 // A root is a layer directory, held open so that every path is resolved
-// relative to it by the kernel.
+// relative to it, and never out of it (resolve.Beneath).
 type root struct {
 	dir string
-	fd  int // O_PATH descriptor of dir
+	f   *os.File // O_PATH descriptor of dir
 }
 
 func openRoot(dir string) (*root, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err := resolve.OpenRoot(dir)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+		return nil, err
 	}
-	return &root{dir: dir, fd: fd}, nil
+	return &root{dir: dir, f: f}, nil
 }
 
-func (r *root) close() { unix.Close(r.fd) }
+func (r *root) close() { r.f.Close() }
 
-// openDir opens the directory rel ("" = the root) with openat2(2). The
-// kernel resolves every component, symlinks included, and fails with EXDEV
-// instead of leaving the root: that is RESOLVE_BENEATH. RESOLVE_NO_MAGICLINKS
-// also refuses /proc/self/fd-style links, which jump anywhere. The caller
-// closes the returned descriptor.
-func (r *root) openDir(rel string, flags int) (int, error) {
-	if rel == "" {
-		rel = "."
-	}
-	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_DIRECTORY | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for {
-		fd, err := unix.Openat2(r.fd, rel, &how)
-		switch {
-		case err == nil:
-			return fd, nil
-		case errors.Is(err, unix.EAGAIN): // a rename raced the lookup: try again
-			continue
-		case errors.Is(err, unix.EXDEV):
-			return -1, fmt.Errorf("%w: %s resolves outside it", ErrEscape, rel)
-		case errors.Is(err, unix.ENOSYS):
-			return -1, fmt.Errorf("openat2 %s: %w (safe unpacking needs Linux 5.6 or later)", rel, err)
-		}
-		return -1, &os.PathError{Op: "openat2", Path: path.Join(r.dir, rel), Err: err}
-	}
+// openDir opens the directory rel ("" = the root) beneath the root, with
+// openat2(2) RESOLVE_BENEATH where the kernel has it (see pkg/resolve): a
+// step that would leave the root, symlinks included, fails with ErrEscape.
+func (r *root) openDir(rel string, flags int) (*os.File, error) {
+	f, err := resolve.Open(r.f, rel, resolve.Beneath, flags|unix.O_DIRECTORY, 0)
+	return f, r.escape(rel, err)
 }
 
 // mkdirAll opens the directory rel, creating what is missing (tar archives
 // often omit parent directory entries) one component at a time, each made
-// with mkdirat(2) in a parent opened by openDir, so that no symlink can
+// with mkdirat(2) in its parent's descriptor, so that no symlink can
 // redirect the creation.
-func (r *root) mkdirAll(rel string) (int, error) {
-	fd, err := r.openDir(rel, unix.O_PATH)
-	if err == nil || !errors.Is(err, unix.ENOENT) {
-		return fd, err
+func (r *root) mkdirAll(rel string) (*os.File, error) {
+	f, err := resolve.MkdirAll(r.f, rel, resolve.Beneath, 0o755)
+	return f, r.escape(rel, err)
+}
+
+// removeAll removes rel and what it holds, never following a symlink.
+func (r *root) removeAll(rel string) error {
+	return r.escape(rel, resolve.RemoveAll(r.f, rel, resolve.Beneath))
+}
+
+// escape words the resolver's refusal as the layer's.
+func (r *root) escape(rel string, err error) error {
+	if errors.Is(err, resolve.ErrOutside) {
+		return fmt.Errorf("%w: %s resolves outside it", ErrEscape, rel)
 	}
-	parent := ""
-	for _, c := range strings.Split(rel, "/") {
-		pfd, err := r.openDir(parent, unix.O_PATH)
-		if err != nil {
-			return -1, err
-		}
-		err = unix.Mkdirat(pfd, c, 0o755)
-		unix.Close(pfd)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return -1, &os.PathError{Op: "mkdirat", Path: path.Join(r.dir, parent, c), Err: err}
-		}
-		parent = path.Join(parent, c)
-	}
-	return r.openDir(rel, unix.O_PATH)
+	return err
 }
 
 // fdPath names the entry base in the directory held by fd, for the few

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 
+	"github.com/minictr/minictr/pkg/resolve"
 	"github.com/minictr/minictr/pkg/trace"
 	"golang.org/x/sys/unix"
 )
@@ -50,13 +51,43 @@ func Apply(r io.Reader, dir string, opts Options) (Stats, error) {
 // An extractor holds the state of one layer's extraction.
 type extractor struct {
 	root    *root
-	osroot  *os.Root // for RemoveAll, which os.Root does without following symlinks
 	opts    Options
 	apply   bool
 	chown   bool            // only root may give files away
 	written map[string]bool // names this layer wrote: an opaque whiteout keeps them
 	dirs    []dirTime       // directory mtimes, set last: adding children changes them
+	parent  parentCache
 	stats   Stats
+}
+
+// parentCache holds the directory of the last entry open: a tar lists a
+// directory's entries together, so most entries resolve their parent once
+// per directory instead of once per entry. Any removal makes it stale, as
+// the directory it holds might be gone or no longer be the one the name
+// resolves to; it is closed at the next lookup, never while an entry still
+// uses it.
+type parentCache struct {
+	name  string
+	f     *os.File
+	stale bool
+}
+
+// parentDir opens (creating what is missing) the directory parent of an
+// entry, beneath the root. The descriptor stays the extractor's.
+func (e *extractor) parentDir(parent string) (int, error) {
+	c := &e.parent
+	if c.f != nil && (c.stale || c.name != parent) {
+		c.f.Close()
+		c.f = nil
+	}
+	if c.f == nil {
+		f, err := e.root.mkdirAll(parent)
+		if err != nil {
+			return -1, err
+		}
+		*c = parentCache{name: parent, f: f}
+	}
+	return int(c.f.Fd()), nil
 }
 
 type dirTime struct {
@@ -70,13 +101,13 @@ func extract(r io.Reader, dir string, opts Options, apply bool) (Stats, error) {
 		return Stats{}, err
 	}
 	defer rt.close()
-	osroot, err := os.OpenRoot(dir)
-	if err != nil {
-		return Stats{}, err
-	}
-	defer osroot.Close()
-	e := &extractor{root: rt, osroot: osroot, opts: opts, apply: apply,
+	e := &extractor{root: rt, opts: opts, apply: apply,
 		chown: os.Geteuid() == 0, written: map[string]bool{}}
+	defer func() {
+		if e.parent.f != nil {
+			e.parent.f.Close()
+		}
+	}()
 	tr := tar.NewReader(r)
 	last := ""
 	for {
@@ -122,11 +153,10 @@ func (e *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	default:
 		return fmt.Errorf("unsupported entry type %q", hdr.Typeflag)
 	}
-	pfd, err := e.root.mkdirAll(parent)
+	pfd, err := e.parentDir(parent)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
 	if err := e.create(pfd, name, hdr, r); err != nil {
 		return err
 	}
@@ -196,7 +226,8 @@ func (e *extractor) clear(pfd int, name string) error {
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
 		return nil
 	}
-	return e.osroot.RemoveAll(name)
+	e.parent.stale = true
+	return e.root.removeAll(name)
 }
 
 // file writes a regular file's contents, counting them against MaxSize. The
@@ -233,11 +264,15 @@ func (e *extractor) hardlink(pfd int, name, target string) error {
 		return fmt.Errorf("%w: link to %q", ErrHardlink, target)
 	}
 	tparent, tbase := splitName(clean)
-	tfd, err := e.root.openDir(tparent, unix.O_PATH)
-	if err != nil {
+	tf, err := e.root.openDir(tparent, unix.O_PATH)
+	if errors.Is(err, ErrEscape) {
 		return fmt.Errorf("link to %q: %w", target, err)
 	}
-	defer unix.Close(tfd)
+	if err != nil { // no such directory, or a file where one should be
+		return fmt.Errorf("%w: link to %q: %w", ErrHardlink, target, err)
+	}
+	defer tf.Close()
+	tfd := int(tf.Fd())
 	var st unix.Stat_t
 	if err := unix.Fstatat(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("%w: link to %q", ErrHardlink, target)
@@ -262,11 +297,10 @@ func (e *extractor) whiteout(parent, base string) error {
 	if err != nil {
 		return err
 	}
-	pfd, err := e.root.mkdirAll(parent)
+	pfd, err := e.parentDir(parent)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
 	switch {
 	case opaque && e.apply:
 		return e.emptyDir(parent)
@@ -276,7 +310,8 @@ func (e *extractor) whiteout(parent, base string) error {
 		}
 		return nil
 	case e.apply:
-		return e.osroot.RemoveAll(path.Join(parent, target))
+		e.parent.stale = true
+		return e.root.removeAll(path.Join(parent, target))
 	}
 	name := path.Join(parent, target)
 	if err := e.clear(pfd, name); err != nil {
@@ -291,19 +326,21 @@ func (e *extractor) whiteout(parent, base string) error {
 // emptyDir deletes what the directory held before this layer: everything
 // this layer has not written itself.
 func (e *extractor) emptyDir(dir string) error {
-	fd, err := e.root.openDir(dir, unix.O_RDONLY)
+	f, err := e.root.openDir(dir, unix.O_RDONLY)
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), path.Join(e.root.dir, dir))
+	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
 		if name := path.Join(dir, n); !e.written[name] {
-			if err := e.osroot.RemoveAll(name); err != nil {
+			e.parent.stale = true
+			// Relative to the directory already open: n is one plain
+			// name, and RemoveAll never follows it.
+			if err := resolve.RemoveAll(f, n, resolve.Beneath); err != nil {
 				return err
 			}
 		}

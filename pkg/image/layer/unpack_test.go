@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -29,10 +30,22 @@ func TestCleanName(t *testing.T) {
 		{"./", "", false},
 		{"a//b", "a/b", false},
 		{"a..b/c..", "a..b/c..", false},
+		// What umoci and other tools write: a root entry "/", absolute
+		// names. As docker, containerd and GNU tar do, they land below
+		// the layer directory.
+		{"/", "", false},
+		{"/etc/passwd", "etc/passwd", false},
+		{"//etc/", "etc", false},
+		{"/./etc", "etc", false},
+		// ".." that stays inside is only a detour.
+		{"a/../b", "b", false},
+		{"a/..", "", false},
+		// ".." that would land outside is refused.
 		{"../x", "", true},
-		{"a/../b", "", true},
-		{"a/..", "", true},
-		{"/etc/passwd", "", true},
+		{"..", "", true},
+		{"a/../../x", "", true},
+		{"/../x", "", true},
+		{"./../x", "", true},
 		{"", "", true},
 		{"a\x00b", "", true},
 	} {
@@ -76,8 +89,9 @@ func TestParseWhiteout(t *testing.T) {
 	}
 }
 
-// TestOpenDirStaysBeneath checks the resolver: symlinks that stay inside are
-// followed, those that leave (relative or absolute) are refused.
+// TestOpenDirStaysBeneath checks the layer's use of the resolver: symlinks
+// that stay inside are followed, those that leave (relative or absolute,
+// even to a path inside) are refused as ErrEscape.
 func TestOpenDirStaysBeneath(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "sub/deeper"), 0o755)
@@ -93,13 +107,21 @@ func TestOpenDirStaysBeneath(t *testing.T) {
 	defer r.close()
 	for rel, escapes := range map[string]bool{"": false, "sub": false, "in": false, "in2": false, "in/deeper": false,
 		"up": true, "abs": true, "absin": true, "sub/../up": true} {
-		fd, err := r.openDir(rel, unix.O_PATH)
+		f, err := r.openDir(rel, unix.O_PATH)
 		if err == nil {
-			unix.Close(fd)
+			f.Close()
 		}
 		if escapes != errors.Is(err, ErrEscape) {
 			t.Errorf("openDir(%q): err = %v, want escape %v", rel, err, escapes)
 		}
+		if f, err := r.mkdirAll(path.Join(rel, "new")); escapes != errors.Is(err, ErrEscape) {
+			t.Errorf("mkdirAll(%q): err = %v, want escape %v", path.Join(rel, "new"), err, escapes)
+		} else if err == nil {
+			f.Close()
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(dir), "new")); err == nil {
+		t.Errorf("mkdirAll made a directory beside the layer")
 	}
 }
 
@@ -147,6 +169,46 @@ func TestUnpackEntries(t *testing.T) {
 	}
 	if len(rec.Steps) != 1 || rec.Steps[0].Shell != "tar -xf - -C "+dir {
 		t.Errorf("trace = %+v, want one step per layer: tar -xf - -C %s", rec.Steps, dir)
+	}
+}
+
+// TestUnpackReplacedParent: each entry's parent is where resolving its
+// name afresh leads, even though the extractor keeps the last parent open:
+// after an entry replaced something on the way to it, the parent is
+// resolved again, never reused (a file would vanish into a deleted
+// directory, or land where the name no longer leads).
+func TestUnpackReplacedParent(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Unpack(tarOf(t,
+		dirEnt("y/"), dirEnt("x/"), sym("l", "x"), reg("l/f1", "1"),
+		sym("x", "y"), // x, where l points, becomes a link to y
+		reg("l/f2", "2"),
+	), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "y/f2")); got != "2" {
+		t.Errorf("y/f2 = %q", got)
+	}
+	_, err = Unpack(tarOf(t,
+		dirEnt("x/"), sym("l", "x"), reg("l/f1", "1"),
+		reg("x", "now a file"),
+		reg("l/f2", "2"),
+	), t.TempDir(), Options{})
+	var ee *EntryError
+	if !errors.As(err, &ee) || ee.Name != "l/f2" || !errors.Is(err, unix.ENOTDIR) {
+		t.Errorf("err = %v, want ENOTDIR on l/f2 (l -> x, now a file)", err)
+	}
+	// The same parent name twice in a row, and between them an entry in
+	// it replaces the directory that name resolved through: b -> real/x/..
+	// leads through real/x, which becomes a file.
+	_, err = Unpack(tarOf(t,
+		dirEnt("real/"), dirEnt("real/x/"), sym("b", "real/x/.."), reg("b/f1", "1"),
+		reg("b/x", "a file now"),
+		reg("b/f2", "2"),
+	), t.TempDir(), Options{})
+	if !errors.As(err, &ee) || ee.Name != "b/f2" || !errors.Is(err, unix.ENOTDIR) {
+		t.Errorf("err = %v, want ENOTDIR on b/f2 (b -> real/x/.., x now a file)", err)
 	}
 }
 

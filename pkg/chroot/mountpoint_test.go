@@ -9,9 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestSecureJoinStaysInside builds a rootfs full of hostile symlinks and
-// checks that every target resolves inside it.
-func TestSecureJoinStaysInside(t *testing.T) {
+// TestMountPointStaysInside builds a rootfs full of hostile symlinks and
+// checks that every mount point resolves, and is created, inside it.
+func TestMountPointStaysInside(t *testing.T) {
+	outside := t.TempDir()
 	root := t.TempDir()
 	for _, d := range []string{"etc", "data", "a/b"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -25,6 +26,7 @@ func TestSecureJoinStaysInside(t *testing.T) {
 		"loop1":      "loop2",
 		"loop2":      "loop1",
 		"host":       "/proc/self/root/etc", // a path that exists on the host
+		"vol":        outside,               // a directory that exists on the host
 	}
 	for name, dest := range links {
 		if err := os.Symlink(dest, filepath.Join(root, name)); err != nil {
@@ -39,30 +41,45 @@ func TestSecureJoinStaysInside(t *testing.T) {
 		{"/escape-rel/etc", "/etc"},
 		{"/a/b/up/x", "/data/x"},
 		{"/host", "/proc/self/root/etc"},
+		{"/vol/sub", outside + "/sub"},
 		{"/new/dir", "/new/dir"},
 		{"", "/"},
 	} {
-		got, err := SecureJoin(root, tc.in)
+		got, err := mountPoint(root, tc.in, false)
 		if err != nil {
-			t.Errorf("SecureJoin(%q): %v", tc.in, err)
+			t.Errorf("mountPoint(%q): %v", tc.in, err)
 			continue
 		}
 		want := filepath.Join(root, tc.want)
 		if got != want {
-			t.Errorf("SecureJoin(%q) = %q, want %q", tc.in, got, want)
+			t.Errorf("mountPoint(%q) = %q, want %q", tc.in, got, want)
+		}
+		if fi, err := os.Stat(want); err != nil || !fi.IsDir() {
+			t.Errorf("mountPoint(%q) made %v, %v; want a directory", tc.in, fi, err)
 		}
 	}
-	if _, err := SecureJoin(root, "/loop1/x"); !errors.Is(err, unix.ELOOP) {
-		t.Errorf("SecureJoin(loop) err = %v, want ELOOP", err)
+	if _, err := mountPoint(root, "/loop1/x", false); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("mountPoint(loop) err = %v, want ELOOP", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("mountPoint created %v outside the rootfs", entries)
 	}
 }
 
 // TestMountPointCreatesInside checks that a missing mount point behind an
-// escaping symlink is created inside the rootfs, never on the host.
+// escaping symlink is created inside the rootfs, never on the host, for a
+// directory and for a file.
 func TestMountPointCreatesInside(t *testing.T) {
 	outside := t.TempDir()
 	root := t.TempDir()
 	if err := os.Symlink(outside, filepath.Join(root, "vol")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An image's /etc/resolv.conf is often a dangling absolute link.
+	if err := os.Symlink(outside+"/resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := mountPoint(root, "/vol/sub", false)
@@ -72,15 +89,21 @@ func TestMountPointCreatesInside(t *testing.T) {
 	if want := filepath.Join(root, outside, "sub"); got != want {
 		t.Errorf("mountPoint = %q, want %q", got, want)
 	}
+	for p, want := range map[string]string{"/etc/hosts": "etc/hosts", "/vol/file": outside[1:] + "/file", "/etc/resolv.conf": outside[1:] + "/resolv.conf"} {
+		file, err := mountPoint(root, p, true)
+		if err != nil {
+			t.Errorf("mountPoint(%q): %v", p, err)
+			continue
+		}
+		if file != filepath.Join(root, want) {
+			t.Errorf("mountPoint(%q) = %q, want root/%s", p, file, want)
+		}
+		if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("file mount point %s: %v %v", file, fi, err)
+		}
+	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("mountPoint created %v outside the rootfs", entries)
-	}
-	file, err := mountPoint(root, "/etc/resolv.conf", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("file mount point %s: %v %v", file, fi, err)
 	}
 }
 
