@@ -1,0 +1,387 @@
+package seccomp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Compile turns the profile into a BPF program for a container whose
+// init holds caps (["CAP_CHOWN", ...]; docker's 14 by default) on the
+// running kernel, for arch (Native) and the sub-ABIs the profile names
+// for it.
+//
+// The program is a checklist the kernel runs on every syscall:
+//
+//  1. Which ABI made the call (seccomp_data.arch)? One the profile does
+//     not name gets the default action: on x86_64 that is the only thing
+//     that stops a 32-bit `int 0x80` from using other numbers.
+//  2. On x86_64, is the number an x32 one (bit 30 set)? Then the x32
+//     rules decide, or the default action when x32 is not named.
+//  3. The syscalls whose rules compare arguments, one block each: every
+//     rule in profile order, the first whose comparisons all hold decides.
+//  4. The syscalls with one plain rule, grouped by action: a run of
+//     "jeq #nr" that all jump to one "ret".
+//  5. Anything else: the default action.
+//
+// Rules are resolved before compiling, as docker does: a rule whose
+// includes the container does not meet (a capability it lacks, another
+// architecture, an older kernel) or whose excludes it meets is left out.
+// That is how docker's profile lets clone create namespaces only with
+// CAP_SYS_ADMIN: one rule allows clone outright but includes CAP_SYS_ADMIN,
+// the other excludes CAP_SYS_ADMIN and allows clone only when
+// (flags & CLONE_NEW*) == 0.
+func (p *Profile) Compile(arch Arch, caps []string) (*Filter, error) {
+	k, err := runningKernel()
+	if err != nil {
+		return nil, err
+	}
+	return p.compile(arch, caps, k)
+}
+
+var runningKernel = sync.OnceValues(func() (kernel, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return kernel{}, os.NewSyscallError("uname", err)
+	}
+	return parseKernel(unix.ByteSliceToString(u.Release[:]))
+})
+
+// A rule is one profile rule for one syscall number, ready to compile.
+type rule struct {
+	ret  uint32 // the SECCOMP_RET_* value
+	args []Arg  // all must hold; none means always
+}
+
+func (p *Profile) compile(arch Arch, caps []string, k kernel) (*Filter, error) {
+	if arch == "" {
+		return nil, errors.New("seccomp: no syscall table for this architecture")
+	}
+	if _, ok := abis[arch]; !ok || arch == ArchX32 {
+		return nil, fmt.Errorf("seccomp: cannot compile for %s", arch)
+	}
+	held := map[string]bool{}
+	for _, c := range caps {
+		held[capName(c)] = true
+	}
+	var active []Syscall
+	for _, s := range p.Syscalls {
+		if s.appliesTo(arch, held, k) {
+			active = append(active, s)
+		}
+	}
+	deflt := ret(p.DefaultAction, p.DefaultErrnoRet)
+	sections := p.arches(arch)
+
+	a := newAssembler()
+	// 1. Which ABI?
+	a.ld(offArch)
+	for _, s := range sections {
+		if s == ArchX32 {
+			continue // x32 calls come as x86_64 ones, see step 2
+		}
+		other := a.newLabel()
+		a.jump(opJeq, abis[s].audit, "", other, archLabel(s))
+		a.ja(string(s))
+		a.label(other)
+	}
+	a.ret(deflt, "an ABI the profile does not name")
+	for _, s := range sections {
+		if s == ArchX32 {
+			continue
+		}
+		a.label(string(s))
+		a.ld(offNr)
+		if s == ArchX86_64 {
+			// 2. An x32 number?
+			if slices.Contains(sections, ArchX32) {
+				skip := a.newLabel()
+				a.jump(opJge, x32Bit, "", skip, "x32 numbers")
+				a.ja(string(ArchX32))
+				a.label(skip)
+			} else {
+				skip := a.newLabel()
+				a.jump(opJge, x32Bit, "", skip, "x32 numbers, not in the profile")
+				a.ret(deflt, "")
+				a.label(skip)
+			}
+		}
+		a.syscalls(rules(active, abis[s], deflt), s, deflt)
+	}
+	if slices.Contains(sections, ArchX32) {
+		a.label(string(ArchX32))
+		a.syscalls(rules(active, abis[ArchX32], deflt), ArchX32, deflt)
+	}
+	return a.assemble()
+}
+
+func archLabel(s Arch) string {
+	return strings.ToLower(strings.TrimPrefix(string(s), "SCMP_ARCH_"))
+}
+
+// arches lists the ABIs the filter checks, main first. The kernel always
+// checks the main one; of the others, only those a kernel of main can run
+// matter (an x86_64 kernel never sees an arm64 syscall).
+func (p *Profile) arches(main Arch) []Arch {
+	var named []Arch
+	if len(p.ArchMap) > 0 {
+		for _, m := range p.ArchMap {
+			if m.Architecture == main {
+				named = m.SubArchitectures
+			}
+		}
+	} else {
+		named = p.Architectures
+	}
+	out := []Arch{main}
+	for _, sub := range abis[main].subs {
+		if slices.Contains(named, sub) {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
+// appliesTo resolves includes and excludes for a container on arch with
+// the held capabilities and kernel k.
+func (s *Syscall) appliesTo(arch Arch, held map[string]bool, k kernel) bool {
+	in, ex := s.Includes, s.Excludes
+	for _, c := range in.Caps {
+		if !held[capName(c)] {
+			return false
+		}
+	}
+	if len(in.Arches) > 0 && !archIn(arch, in.Arches) {
+		return false
+	}
+	if in.MinKernel != "" {
+		if min, _ := parseKernel(in.MinKernel); !k.atLeast(min) {
+			return false
+		}
+	}
+	for _, c := range ex.Caps {
+		if held[capName(c)] {
+			return false
+		}
+	}
+	if len(ex.Arches) > 0 && archIn(arch, ex.Arches) {
+		return false
+	}
+	if ex.MinKernel != "" {
+		if min, _ := parseKernel(ex.MinKernel); k.atLeast(min) {
+			return false
+		}
+	}
+	return true
+}
+
+func archIn(arch Arch, names []string) bool {
+	for _, n := range abis[arch].names {
+		if slices.Contains(names, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// capName spells a capability as "CAP_SYS_ADMIN", however it came.
+func capName(c string) string {
+	c = strings.ToUpper(c)
+	if !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	return c
+}
+
+// ret is the SECCOMP_RET_* value of an action.
+func ret(a Action, errnoRet *uint) uint32 {
+	k := actionBase[a]
+	if a == ActErrno || a == ActTrace {
+		data := uint32(unix.EPERM)
+		if errnoRet != nil {
+			data = uint32(*errnoRet)
+		}
+		k |= data
+	}
+	return k
+}
+
+// A syscallRules is what one syscall number compiles from.
+type syscallRules struct {
+	nr    uint32
+	name  string
+	rules []rule
+}
+
+// rules gathers, per syscall number of one ABI, its rules in profile
+// order. Names the ABI does not have are skipped (docker's profile names
+// syscalls of every architecture); rules that return the default action
+// anyway are dropped, as runc does; nothing after a rule without
+// comparisons can ever be reached.
+func rules(active []Syscall, abi abi, deflt uint32) []syscallRules {
+	index := map[uint32]int{}
+	var out []syscallRules
+	for _, s := range active {
+		k := ret(s.Action, s.ErrnoRet)
+		if k == deflt {
+			continue
+		}
+		names := s.Names
+		if s.Name != "" {
+			names = []string{s.Name}
+		}
+		for _, name := range names {
+			nr, ok := abi.syscalls[name]
+			if !ok {
+				continue
+			}
+			i, seen := index[nr]
+			if !seen {
+				i = len(out)
+				index[nr] = i
+				out = append(out, syscallRules{nr: nr, name: name})
+			}
+			if r := out[i].rules; len(r) > 0 && len(r[len(r)-1].args) == 0 {
+				continue // already decided
+			}
+			for _, args := range splitArgs(s.Args) {
+				out[i].rules = append(out[i].rules, rule{k, args})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b syscallRules) int { return int(a.nr) - int(b.nr) })
+	return out
+}
+
+// splitArgs: the comparisons of a rule must all hold, except that several
+// on the same argument (which could then never all hold for EQ) mean any
+// one of them, each a rule of its own. runc and docker read profiles that
+// way, so the same file means the same thing here.
+func splitArgs(args []Arg) [][]Arg {
+	seen := map[uint]bool{}
+	for _, arg := range args {
+		if seen[arg.Index] {
+			out := make([][]Arg, len(args))
+			for i := range args {
+				out[i] = args[i : i+1]
+			}
+			return out
+		}
+		seen[arg.Index] = true
+	}
+	return [][]Arg{args}
+}
+
+// maxRun is how many "jeq #nr" may jump to one "ret": the farthest jumps 255.
+const maxRun = 255
+
+// syscalls emits steps 3 to 5 for one ABI. The accumulator holds the
+// syscall number throughout: argument checks load into it only within a
+// block that ends in a ret.
+func (a *assembler) syscalls(all []syscallRules, arch Arch, deflt uint32) {
+	// 3. Syscalls with comparisons.
+	plain := map[uint32][]syscallRules{} // ret -> syscalls
+	var rets []uint32
+	for _, s := range all {
+		if len(s.rules) == 1 && len(s.rules[0].args) == 0 {
+			k := s.rules[0].ret
+			if _, ok := plain[k]; !ok {
+				rets = append(rets, k)
+			}
+			plain[k] = append(plain[k], s)
+			continue
+		}
+		next := a.newLabel()
+		a.jump(opJeq, s.nr, "", next, s.name)
+		for _, r := range s.rules {
+			fail := a.newLabel()
+			for _, arg := range r.args {
+				a.compare(arg, fail)
+			}
+			a.ret(r.ret, "")
+			if len(r.args) == 0 {
+				break
+			}
+			a.label(fail)
+		}
+		if last := s.rules[len(s.rules)-1]; len(last.args) > 0 {
+			a.ret(deflt, "no rule matched")
+		}
+		a.label(next)
+	}
+	// 4. Plain syscalls, a run per action.
+	slices.Sort(rets)
+	for _, k := range rets {
+		list := plain[k]
+		for len(list) > 0 {
+			run := list[:min(maxRun, len(list))]
+			list = list[len(run):]
+			match, skip := a.newLabel(), a.newLabel()
+			for i, s := range run {
+				if i < len(run)-1 {
+					a.jump(opJeq, s.nr, match, "", s.name)
+				} else {
+					a.jump(opJeq, s.nr, "", skip, s.name)
+				}
+			}
+			a.label(match)
+			a.ret(k, "")
+			a.label(skip)
+		}
+	}
+	// 5. The rest.
+	a.ret(deflt, archLabel(arch)+": any other syscall")
+}
+
+// compare emits the check of one comparison: it falls through to the next
+// instruction when the comparison holds and jumps to fail when it does
+// not. Each 64-bit comparison reads the high half first: only when the
+// high halves are equal does the low half decide.
+func (a *assembler) compare(arg Arg, fail string) {
+	hi, lo := uint32(arg.Value>>32), uint32(arg.Value)
+	note := fmt.Sprintf("args[%d] %s %#x", arg.Index, opSymbol[arg.Op], arg.Value)
+	ok := a.newLabel()
+	switch arg.Op {
+	case OpEqual: // hi == vhi && lo == vlo
+		a.ld(argHigh(arg.Index))
+		a.jump(opJeq, hi, "", fail, note)
+		a.ld(argLow(arg.Index))
+		a.jump(opJeq, lo, "", fail, "")
+	case OpNotEqual: // hi != vhi || lo != vlo
+		a.ld(argHigh(arg.Index))
+		a.jump(opJeq, hi, "", ok, note)
+		a.ld(argLow(arg.Index))
+		a.jump(opJeq, lo, fail, "", "")
+	case OpGreater, OpGreaterEqual: // hi > vhi || hi == vhi && lo >(=) vlo
+		a.ld(argHigh(arg.Index))
+		a.jump(opJgt, hi, ok, "", note)
+		a.jump(opJeq, hi, "", fail, "")
+		a.ld(argLow(arg.Index))
+		a.jump(map[Operator]uint16{OpGreater: opJgt, OpGreaterEqual: opJge}[arg.Op], lo, "", fail, "")
+	case OpLess, OpLessEqual: // not (>=) and not (>)
+		a.ld(argHigh(arg.Index))
+		a.jump(opJgt, hi, fail, "", note)
+		a.jump(opJeq, hi, "", ok, "")
+		a.ld(argLow(arg.Index))
+		a.jump(map[Operator]uint16{OpLess: opJge, OpLessEqual: opJgt}[arg.Op], lo, fail, "", "")
+	case OpMaskedEqual: // (arg & value) == valueTwo, half by half
+		note = fmt.Sprintf("args[%d] & %#x == %#x", arg.Index, arg.Value, arg.ValueTwo)
+		a.ld(argHigh(arg.Index))
+		a.and(hi)
+		a.jump(opJeq, uint32(arg.ValueTwo>>32), "", fail, note)
+		a.ld(argLow(arg.Index))
+		a.and(lo)
+		a.jump(opJeq, uint32(arg.ValueTwo), "", fail, "")
+	}
+	a.label(ok)
+}
+
+var opSymbol = map[Operator]string{
+	OpNotEqual: "!=", OpLess: "<", OpLessEqual: "<=", OpEqual: "==",
+	OpGreaterEqual: ">=", OpGreater: ">", OpMaskedEqual: "&",
+}
