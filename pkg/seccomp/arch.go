@@ -2,6 +2,8 @@ package seccomp
 
 import (
 	"runtime"
+	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,16 +28,28 @@ var Native = map[string]Arch{"amd64": ArchX86_64, "386": ArchX86}[runtime.GOARCH
 
 // abi is what the compiler needs to know of an Arch.
 type abi struct {
-	audit    uint32            // seccomp_data.arch: AUDIT_ARCH_* from linux/audit.h
-	syscalls map[string]uint32 // name -> number, see zsyscalls.go
-	names    []string          // how docker's includes/excludes "arches" name it
-	subs     []Arch            // the ABIs a kernel of this one also runs
+	audit    uint32          // seccomp_data.arch: AUDIT_ARCH_* from linux/audit.h
+	syscalls table           // name -> number, see zsyscalls.go
+	names    []string        // how docker's includes/excludes "arches" name it
+	subs     []Arch          // the ABIs a kernel of this one also runs
+	numbers  func() []uint32 // the syscall numbers in order, sorted once
 }
 
 var abis = map[Arch]abi{
-	ArchX86_64: {unix.AUDIT_ARCH_X86_64, syscallsX86_64, []string{"amd64"}, []Arch{ArchX86, ArchX32}},
-	ArchX86:    {unix.AUDIT_ARCH_I386, syscallsX86, []string{"x86", "386"}, nil},
-	ArchX32:    {unix.AUDIT_ARCH_X86_64, syscallsX32, []string{"x32"}, nil}, // numbers carry x32Bit
+	ArchX86_64: newABI(unix.AUDIT_ARCH_X86_64, syscallsX86_64, []string{"amd64"}, []Arch{ArchX86, ArchX32}),
+	ArchX86:    newABI(unix.AUDIT_ARCH_I386, syscallsX86, []string{"x86", "386"}, nil),
+	ArchX32:    newABI(unix.AUDIT_ARCH_X86_64, syscallsX32, []string{"x32"}, nil), // numbers carry x32Bit
+}
+
+func newABI(audit uint32, syscalls table, names []string, subs []Arch) abi {
+	return abi{audit, syscalls, names, subs, sync.OnceValue(func() []uint32 {
+		nums := make([]uint32, 0, len(syscalls))
+		for _, e := range syscalls {
+			nums = append(nums, e.nr)
+		}
+		slices.Sort(nums)
+		return nums
+	})}
 }
 
 // knownArches are all the names libseccomp knows. A profile may list any of

@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -151,51 +152,63 @@ func actionName(k uint32) string {
 type assembler struct {
 	insns   []unix.SockFilter
 	notes   []string
-	targets [][2]string    // per instruction: the labels of jt and jf ("" = the next one)
-	labels  map[string]int // label -> index of the instruction it names
-	fresh   int
+	targets [][2]label // per instruction: where jt and jf go (next: the next one)
+	at      []int      // label -> index of the instruction it names, -1 until placed
 }
 
-func newAssembler() *assembler { return &assembler{labels: map[string]int{}} }
+// A label names an instruction before it is emitted.
+type label int
 
-// newLabel returns a label name not used before.
-func (a *assembler) newLabel() string {
-	a.fresh++
-	return fmt.Sprintf("L%d", a.fresh)
+// next is the label of the instruction that follows: a jump of 0.
+const next label = -1
+
+func newAssembler() *assembler {
+	return &assembler{
+		insns:   make([]unix.SockFilter, 0, 1024),
+		notes:   make([]string, 0, 1024),
+		targets: make([][2]label, 0, 1024),
+	}
 }
 
-// label names the next instruction.
-func (a *assembler) label(name string) { a.labels[name] = len(a.insns) }
+// newLabel returns a label to place later.
+func (a *assembler) newLabel() label {
+	a.at = append(a.at, -1)
+	return label(len(a.at) - 1)
+}
 
-func (a *assembler) emit(code uint16, k uint32, jt, jf, note string) {
+// place makes l name the next instruction emitted.
+func (a *assembler) place(l label) { a.at[l] = len(a.insns) }
+
+func (a *assembler) emit(code uint16, k uint32, jt, jf label, note string) {
 	a.insns = append(a.insns, unix.SockFilter{Code: code, K: k})
-	a.targets = append(a.targets, [2]string{jt, jf})
+	a.targets = append(a.targets, [2]label{jt, jf})
 	a.notes = append(a.notes, note)
 }
 
-func (a *assembler) ld(offset uint32)                                { a.emit(opLd, offset, "", "", "") }
-func (a *assembler) and(k uint32)                                    { a.emit(opAnd, k, "", "", "") }
-func (a *assembler) ja(to string)                                    { a.emit(opJa, 0, to, "", "") }
-func (a *assembler) ret(k uint32, note string)                       { a.emit(opRet, k, "", "", note) }
-func (a *assembler) jump(code uint16, k uint32, jt, jf, note string) { a.emit(code, k, jt, jf, note) }
+func (a *assembler) ld(offset uint32)          { a.emit(opLd, offset, next, next, "") }
+func (a *assembler) and(k uint32)              { a.emit(opAnd, k, next, next, "") }
+func (a *assembler) ja(to label, note string)  { a.emit(opJa, 0, to, next, note) }
+func (a *assembler) ret(k uint32, note string) { a.emit(opRet, k, next, next, note) }
+func (a *assembler) jump(code uint16, k uint32, jt, jf label, note string) {
+	a.emit(code, k, jt, jf, note)
+}
 
 // assemble resolves the labels.
 func (a *assembler) assemble() (*Filter, error) {
 	if len(a.insns) > maxInstructions {
 		return nil, fmt.Errorf("filter has %d instructions, the kernel takes at most %d", len(a.insns), maxInstructions)
 	}
-	offset := func(i int, label string) (int, error) {
-		if label == "" {
+	offset := func(i int, l label) (int, error) {
+		if l == next {
 			return 0, nil
 		}
-		to, ok := a.labels[label]
-		if !ok || to <= i || to >= len(a.insns) {
-			return 0, fmt.Errorf("instruction %d: label %s is not a later instruction", i, label)
+		to := a.at[l]
+		if to <= i || to >= len(a.insns) {
+			return 0, fmt.Errorf("instruction %d: its label is not a later instruction", i)
 		}
 		return to - i - 1, nil
 	}
-	prog := make([]unix.SockFilter, len(a.insns))
-	copy(prog, a.insns)
+	prog := a.insns
 	for i := range prog {
 		jt, err := offset(i, a.targets[i][0])
 		if err != nil {
@@ -215,4 +228,33 @@ func (a *assembler) assemble() (*Filter, error) {
 		prog[i].Jt, prog[i].Jf = uint8(jt), uint8(jf)
 	}
 	return &Filter{Program: prog, notes: a.notes}, nil
+}
+
+// MarshalBinary encodes the program as the kernel lays out struct
+// sock_filter (code u16, jt u8, jf u8, k u32; little-endian on x86), 8
+// bytes an instruction: a form the engine can compile once and hand to the
+// container's init through its configuration, so that the init only has
+// to Install it. The notes for String are not kept.
+func (f *Filter) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 8*len(f.Program))
+	for _, in := range f.Program {
+		b = binary.LittleEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.LittleEndian.AppendUint32(b, in.K)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (f *Filter) UnmarshalBinary(b []byte) error {
+	if len(b)%8 != 0 || len(b) == 0 || len(b)/8 > maxInstructions {
+		return fmt.Errorf("seccomp: %d bytes are not a filter of 1 to %d instructions", len(b), maxInstructions)
+	}
+	f.Program = make([]unix.SockFilter, len(b)/8)
+	for i := range f.Program {
+		in := b[8*i:]
+		f.Program[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(in), Jt: in[2], Jf: in[3], K: binary.LittleEndian.Uint32(in[4:])}
+	}
+	f.notes = nil
+	return nil
 }

@@ -77,8 +77,13 @@ func (p *Profile) compile(arch Arch, caps []string, k kernel) (*Filter, error) {
 	}
 	deflt := ret(p.DefaultAction, p.DefaultErrnoRet)
 	sections := p.arches(arch)
+	rules := resolve(active)
 
 	a := newAssembler()
+	entry := map[Arch]label{}
+	for _, s := range sections {
+		entry[s] = a.newLabel()
+	}
 	// 1. Which ABI?
 	a.ld(offArch)
 	for _, s := range sections {
@@ -86,36 +91,34 @@ func (p *Profile) compile(arch Arch, caps []string, k kernel) (*Filter, error) {
 			continue // x32 calls come as x86_64 ones, see step 2
 		}
 		other := a.newLabel()
-		a.jump(opJeq, abis[s].audit, "", other, archLabel(s))
-		a.ja(string(s))
-		a.label(other)
+		a.jump(opJeq, abis[s].audit, next, other, archLabel(s))
+		a.ja(entry[s], "")
+		a.place(other)
 	}
 	a.ret(deflt, "an ABI the profile does not name")
 	for _, s := range sections {
 		if s == ArchX32 {
 			continue
 		}
-		a.label(string(s))
+		a.place(entry[s])
 		a.ld(offNr)
 		if s == ArchX86_64 {
 			// 2. An x32 number?
+			native := a.newLabel()
 			if slices.Contains(sections, ArchX32) {
-				skip := a.newLabel()
-				a.jump(opJge, x32Bit, "", skip, "x32 numbers")
-				a.ja(string(ArchX32))
-				a.label(skip)
+				a.jump(opJge, x32Bit, next, native, "x32 numbers")
+				a.ja(entry[ArchX32], "")
 			} else {
-				skip := a.newLabel()
-				a.jump(opJge, x32Bit, "", skip, "x32 numbers, not in the profile")
+				a.jump(opJge, x32Bit, next, native, "x32 numbers, not in the profile")
 				a.ret(deflt, "")
-				a.label(skip)
 			}
+			a.place(native)
 		}
-		a.syscalls(rules(active, abis[s], deflt), s, deflt)
+		a.syscalls(rules.forABI(abis[s]), s, deflt)
 	}
 	if slices.Contains(sections, ArchX32) {
-		a.label(string(ArchX32))
-		a.syscalls(rules(active, abis[ArchX32], deflt), ArchX32, deflt)
+		a.place(entry[ArchX32])
+		a.syscalls(rules.forABI(abis[ArchX32]), ArchX32, deflt)
 	}
 	return a.assemble()
 }
@@ -211,6 +214,32 @@ func ret(a Action, errnoRet *uint) uint32 {
 	return k
 }
 
+// resolved are the rules that apply, in profile order, each with its
+// SECCOMP_RET_* value and its comparisons split into alternatives.
+type resolved []struct {
+	names []string
+	rules []rule
+}
+
+func resolve(active []Syscall) resolved {
+	out := make(resolved, len(active))
+	for i, s := range active {
+		out[i].names = s.Names
+		if s.Name != "" {
+			out[i].names = []string{s.Name}
+		}
+		k := ret(s.Action, s.ErrnoRet)
+		for _, args := range splitArgs(s.Args) {
+			out[i].rules = append(out[i].rules, rule{k, args})
+		}
+	}
+	return out
+}
+
+// maxNumber is above every syscall number of the x86 ABIs, once x32Bit is
+// masked off: tables indexed by number are slices of this length.
+const maxNumber = 1024
+
 // A syscallRules is what one syscall number compiles from.
 type syscallRules struct {
 	nr    uint32
@@ -218,44 +247,43 @@ type syscallRules struct {
 	rules []rule
 }
 
-// rules gathers, per syscall number of one ABI, its rules in profile
+// forABI gathers, per syscall number of one ABI, its rules in profile
 // order. Names the ABI does not have are skipped (docker's profile names
-// syscalls of every architecture); rules that return the default action
-// anyway are dropped, as runc does; nothing after a rule without
+// syscalls of every architecture), and nothing after a rule without
 // comparisons can ever be reached.
-func rules(active []Syscall, abi abi, deflt uint32) []syscallRules {
-	index := map[uint32]int{}
-	var out []syscallRules
-	for _, s := range active {
-		k := ret(s.Action, s.ErrnoRet)
-		if k == deflt {
-			continue
-		}
-		names := s.Names
-		if s.Name != "" {
-			names = []string{s.Name}
-		}
-		for _, name := range names {
-			nr, ok := abi.syscalls[name]
+func (rs resolved) forABI(abi abi) []syscallRules {
+	index := make([]int, maxNumber) // number -> 1 + index in out, 0 for none yet
+	out := make([]syscallRules, 0, len(abi.syscalls))
+	for _, r := range rs {
+		for _, name := range r.names {
+			nr, ok := abi.syscalls.lookup(name)
 			if !ok {
 				continue
 			}
-			i, seen := index[nr]
-			if !seen {
+			i := index[nr&^x32Bit] - 1
+			if i < 0 {
 				i = len(out)
-				index[nr] = i
+				index[nr&^x32Bit] = i + 1
 				out = append(out, syscallRules{nr: nr, name: name})
 			}
-			if r := out[i].rules; len(r) > 0 && len(r[len(r)-1].args) == 0 {
+			if have := out[i].rules; len(have) > 0 && len(have[len(have)-1].args) == 0 {
 				continue // already decided
 			}
-			for _, args := range splitArgs(s.Args) {
-				out[i].rules = append(out[i].rules, rule{k, args})
+			if out[i].rules == nil {
+				out[i].rules = r.rules[:len(r.rules):len(r.rules)] // shared until appended to
+			} else {
+				out[i].rules = append(out[i].rules, r.rules...)
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b syscallRules) int { return int(a.nr) - int(b.nr) })
-	return out
+	sorted := make([]syscallRules, 0, len(out))
+	for _, nr := range abi.numbers() {
+		if i := index[nr&^x32Bit] - 1; i >= 0 && out[i].nr == nr {
+			sorted = append(sorted, out[i])
+			index[nr&^x32Bit] = 0 // once, should two names share a number
+		}
+	}
+	return sorted
 }
 
 // splitArgs: the comparisons of a rule must all hold, except that several
@@ -277,27 +305,39 @@ func splitArgs(args []Arg) [][]Arg {
 	return [][]Arg{args}
 }
 
-// maxRun is how many "jeq #nr" may jump to one "ret": the farthest jumps 255.
-const maxRun = 255
+// maxChunk bounds a chunk of range checks that all jump to one "ret": a
+// conditional jump goes at most 255 instructions.
+const maxChunk = 250
+
+// A span is a range of syscall numbers, lo to hi, that get one action.
+type span struct {
+	lo, hi         uint32
+	loName, hiName string
+}
 
 // syscalls emits steps 3 to 5 for one ABI. The accumulator holds the
 // syscall number throughout: argument checks load into it only within a
 // block that ends in a ret.
 func (a *assembler) syscalls(all []syscallRules, arch Arch, deflt uint32) {
 	// 3. Syscalls with comparisons.
-	plain := map[uint32][]syscallRules{} // ret -> syscalls
+	decided := make([]bool, maxNumber) // numbers that never get past what is emitted so far
+	plain := map[uint32][]*syscallRules{}
 	var rets []uint32
-	for _, s := range all {
+	for i := range all {
+		s := &all[i]
 		if len(s.rules) == 1 && len(s.rules[0].args) == 0 {
 			k := s.rules[0].ret
+			if k == deflt {
+				continue // the end of the program returns it anyway
+			}
 			if _, ok := plain[k]; !ok {
 				rets = append(rets, k)
 			}
-			plain[k] = append(plain[k], s)
+			plain[k] = append(plain[k], s) // in order of number, as all is
 			continue
 		}
-		next := a.newLabel()
-		a.jump(opJeq, s.nr, "", next, s.name)
+		end := a.newLabel()
+		a.jump(opJeq, s.nr, next, end, s.name)
 		for _, r := range s.rules {
 			fail := a.newLabel()
 			for _, arg := range r.args {
@@ -307,78 +347,129 @@ func (a *assembler) syscalls(all []syscallRules, arch Arch, deflt uint32) {
 			if len(r.args) == 0 {
 				break
 			}
-			a.label(fail)
+			a.place(fail)
 		}
 		if last := s.rules[len(s.rules)-1]; len(last.args) > 0 {
 			a.ret(deflt, "no rule matched")
 		}
-		a.label(next)
+		a.place(end)
+		decided[s.nr&^x32Bit] = true
 	}
-	// 4. Plain syscalls, a run per action.
+	// 4. Plain syscalls, by action: numbers in a row become one range.
 	slices.Sort(rets)
 	for _, k := range rets {
-		list := plain[k]
-		for len(list) > 0 {
-			run := list[:min(maxRun, len(list))]
-			list = list[len(run):]
+		spans := spans(plain[k], decided, abis[arch].numbers())
+		for len(spans) > 0 {
+			chunk, cost := 0, 0
+			for chunk < len(spans) && cost < maxChunk {
+				cost += 2
+				if spans[chunk].lo == spans[chunk].hi {
+					cost--
+				}
+				chunk++
+			}
+			// Each check jumps to the ret when it matches; the last one
+			// is turned around, to fall into the ret and jump past it.
 			match, skip := a.newLabel(), a.newLabel()
-			for i, s := range run {
-				if i < len(run)-1 {
-					a.jump(opJeq, s.nr, match, "", s.name)
-				} else {
-					a.jump(opJeq, s.nr, "", skip, s.name)
+			for i, sp := range spans[:chunk] {
+				last := i == chunk-1
+				switch {
+				case sp.lo == sp.hi && last:
+					a.jump(opJeq, sp.lo, next, skip, sp.loName)
+				case sp.lo == sp.hi:
+					a.jump(opJeq, sp.lo, match, next, sp.loName)
+				case last:
+					a.jump(opJge, sp.lo, next, skip, sp.loName+" to "+sp.hiName)
+					a.jump(opJgt, sp.hi, skip, next, "")
+				default:
+					past := a.newLabel()
+					a.jump(opJge, sp.lo, next, past, sp.loName+" to "+sp.hiName)
+					a.jump(opJgt, sp.hi, next, match, "")
+					a.place(past)
 				}
 			}
-			a.label(match)
+			a.place(match)
 			a.ret(k, "")
-			a.label(skip)
+			a.place(skip)
+			spans = spans[chunk:]
+		}
+		for _, s := range plain[k] {
+			decided[s.nr&^x32Bit] = true
 		}
 	}
 	// 5. The rest.
 	a.ret(deflt, archLabel(arch)+": any other syscall")
 }
 
+// spans turns syscalls into ranges of consecutive numbers. A range may
+// run through numbers decided before it (they never reach it) but never
+// through a number the kernel does not have yet, nor one the profile
+// refuses.
+func spans(these []*syscallRules, decided []bool, numbers []uint32) []span {
+	var out []span
+	j := 0 // these and numbers are both in order: walk them together
+	for i := 0; i < len(numbers) && j < len(these); i++ {
+		if numbers[i] != these[j].nr {
+			continue
+		}
+		sp := span{these[j].nr, these[j].nr, these[j].name, these[j].name}
+		j++
+		for i+1 < len(numbers) && numbers[i+1] == numbers[i]+1 {
+			n := numbers[i+1]
+			if j < len(these) && these[j].nr == n {
+				sp.hi, sp.hiName = n, these[j].name
+				j++
+			} else if !decided[n&^x32Bit] {
+				break
+			}
+			i++
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
 // compare emits the check of one comparison: it falls through to the next
 // instruction when the comparison holds and jumps to fail when it does
 // not. Each 64-bit comparison reads the high half first: only when the
 // high halves are equal does the low half decide.
-func (a *assembler) compare(arg Arg, fail string) {
+func (a *assembler) compare(arg Arg, fail label) {
 	hi, lo := uint32(arg.Value>>32), uint32(arg.Value)
 	note := fmt.Sprintf("args[%d] %s %#x", arg.Index, opSymbol[arg.Op], arg.Value)
 	ok := a.newLabel()
 	switch arg.Op {
 	case OpEqual: // hi == vhi && lo == vlo
 		a.ld(argHigh(arg.Index))
-		a.jump(opJeq, hi, "", fail, note)
+		a.jump(opJeq, hi, next, fail, note)
 		a.ld(argLow(arg.Index))
-		a.jump(opJeq, lo, "", fail, "")
+		a.jump(opJeq, lo, next, fail, "")
 	case OpNotEqual: // hi != vhi || lo != vlo
 		a.ld(argHigh(arg.Index))
-		a.jump(opJeq, hi, "", ok, note)
+		a.jump(opJeq, hi, next, ok, note)
 		a.ld(argLow(arg.Index))
-		a.jump(opJeq, lo, fail, "", "")
+		a.jump(opJeq, lo, fail, next, "")
 	case OpGreater, OpGreaterEqual: // hi > vhi || hi == vhi && lo >(=) vlo
 		a.ld(argHigh(arg.Index))
-		a.jump(opJgt, hi, ok, "", note)
-		a.jump(opJeq, hi, "", fail, "")
+		a.jump(opJgt, hi, ok, next, note)
+		a.jump(opJeq, hi, next, fail, "")
 		a.ld(argLow(arg.Index))
-		a.jump(map[Operator]uint16{OpGreater: opJgt, OpGreaterEqual: opJge}[arg.Op], lo, "", fail, "")
+		a.jump(map[Operator]uint16{OpGreater: opJgt, OpGreaterEqual: opJge}[arg.Op], lo, next, fail, "")
 	case OpLess, OpLessEqual: // not (>=) and not (>)
 		a.ld(argHigh(arg.Index))
-		a.jump(opJgt, hi, fail, "", note)
-		a.jump(opJeq, hi, "", ok, "")
+		a.jump(opJgt, hi, fail, next, note)
+		a.jump(opJeq, hi, next, ok, "")
 		a.ld(argLow(arg.Index))
-		a.jump(map[Operator]uint16{OpLess: opJge, OpLessEqual: opJgt}[arg.Op], lo, fail, "", "")
+		a.jump(map[Operator]uint16{OpLess: opJge, OpLessEqual: opJgt}[arg.Op], lo, fail, next, "")
 	case OpMaskedEqual: // (arg & value) == valueTwo, half by half
 		note = fmt.Sprintf("args[%d] & %#x == %#x", arg.Index, arg.Value, arg.ValueTwo)
 		a.ld(argHigh(arg.Index))
 		a.and(hi)
-		a.jump(opJeq, uint32(arg.ValueTwo>>32), "", fail, note)
+		a.jump(opJeq, uint32(arg.ValueTwo>>32), next, fail, note)
 		a.ld(argLow(arg.Index))
 		a.and(lo)
-		a.jump(opJeq, uint32(arg.ValueTwo), "", fail, "")
+		a.jump(opJeq, uint32(arg.ValueTwo), next, fail, "")
 	}
-	a.label(ok)
+	a.place(ok)
 }
 
 var opSymbol = map[Operator]string{

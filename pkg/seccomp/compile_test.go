@@ -463,10 +463,108 @@ func TestCompileRefuses(t *testing.T) {
 
 // nameOf names an x86_64 syscall number, for messages only.
 func nameOf(nr uintptr) string {
-	for name, n := range syscallsX86_64 {
-		if uintptr(n) == nr {
-			return name
+	for _, e := range syscallsX86_64 {
+		if uintptr(e.nr) == nr {
+			return e.name
 		}
 	}
 	return "?"
+}
+
+// Consecutive numbers with one action become a range check; a range may
+// run through numbers decided before it, never through a number the
+// profile refuses or one the kernel does not have.
+func TestCompileRanges(t *testing.T) {
+	f := compileJSON(t, `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+		{"names": ["read", "write", "open", "close", "fstat", "poll", "mmap"], "action": "SCMP_ACT_ALLOW"},
+		{"names": ["stat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
+		{"names": ["lseek"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]},
+		{"names": ["rseq", "pidfd_send_signal"], "action": "SCMP_ACT_ALLOW"}
+	]}`, nil, kernel{6, 1})
+	check(t, f, []want{
+		{"read", amd64(0), allow},
+		{"close", amd64(3), allow},
+		{"stat, inside the range, decided before it", amd64(4), errno(5)},
+		{"fstat", amd64(5), allow},
+		{"lstat, refused, right after the range", amd64(6), errnoEPERM},
+		{"poll", amd64(7), allow},
+		{"lseek with the argument", amd64(8, 3), allow},
+		{"lseek without, inside the next range", amd64(8, 4), errnoEPERM},
+		{"mmap", amd64(9), allow},
+		{"mprotect, after it", amd64(10), errnoEPERM},
+		{"rseq", amd64(334), allow},
+		{"a number no kernel has yet", amd64(400), errnoEPERM},
+		{"pidfd_send_signal", amd64(424), allow},
+	})
+	text := f.String()
+	for _, note := range []string{"; read to fstat\n", "; poll to mmap\n", "; rseq\n", "; pidfd_send_signal\n"} {
+		if !strings.Contains(text, note) {
+			t.Errorf("no check annotated %q in:\n%s", strings.TrimSpace(note), text)
+		}
+	}
+}
+
+// The engine can compile and the init install: the program survives the
+// trip byte for byte, as struct sock_filter lays it out.
+func TestFilterBinary(t *testing.T) {
+	f := &Filter{Program: []unix.SockFilter{{Code: 0x15, Jt: 1, Jf: 2, K: 0xc000003e}, {Code: 0x06, K: 0x7fff0000}}}
+	b, err := f.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0x15, 0, 1, 2, 0x3e, 0, 0, 0xc0, 0x06, 0, 0, 0, 0, 0, 0xff, 0x7f}
+	if string(b) != string(want) {
+		t.Errorf("MarshalBinary = % x, want % x", b, want)
+	}
+	var g Filter
+	if err := g.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if Disassemble(g.Program) != Disassemble(f.Program) {
+		t.Errorf("round trip:\n%s", Disassemble(g.Program))
+	}
+	for _, bad := range [][]byte{nil, b[:7], make([]byte, 8*4097)} {
+		if err := g.UnmarshalBinary(bad); err == nil {
+			t.Errorf("UnmarshalBinary of %d bytes succeeded", len(bad))
+		}
+	}
+}
+
+// The generated tables hold what the compiler assumes of them.
+func TestTables(t *testing.T) {
+	for arch, a := range abis {
+		seen := map[uint32]string{}
+		for i, e := range a.syscalls {
+			if i > 0 && a.syscalls[i-1].name >= e.name {
+				t.Errorf("%s: %s after %s: not sorted by name", arch, e.name, a.syscalls[i-1].name)
+			}
+			if e.nr&^x32Bit >= maxNumber {
+				t.Errorf("%s: %s is %d, not below maxNumber", arch, e.name, e.nr)
+			}
+			if (arch == ArchX32) != (e.nr&x32Bit != 0) {
+				t.Errorf("%s: %s is %#x", arch, e.name, e.nr)
+			}
+			if other, dup := seen[e.nr]; dup {
+				t.Errorf("%s: %s and %s are both %d", arch, e.name, other, e.nr)
+			}
+			seen[e.nr] = e.name
+		}
+	}
+	// A few numbers from the kernel's syscall tables, written out.
+	for _, tc := range []struct {
+		arch Arch
+		name string
+		nr   uint32
+	}{
+		{ArchX86_64, "read", 0}, {ArchX86_64, "execve", 59}, {ArchX86_64, "keyctl", 250}, {ArchX86_64, "clone3", 435},
+		{ArchX86_64, "fchmodat2", 452}, {ArchX86, "exit", 1}, {ArchX86, "socketcall", 102}, {ArchX86, "keyctl", 288},
+		{ArchX32, "read", 0x40000000}, {ArchX32, "execve", 0x40000000 | 520}, {ArchX32, "unshare", 0x40000000 | 272},
+	} {
+		if nr, ok := abis[tc.arch].syscalls.lookup(tc.name); !ok || nr != tc.nr {
+			t.Errorf("%s %s = %d, %v; want %d", tc.arch, tc.name, nr, ok, tc.nr)
+		}
+	}
+	if _, ok := abis[ArchX86_64].syscalls.lookup("socketcall"); ok {
+		t.Error("x86_64 has socketcall")
+	}
 }
