@@ -29,6 +29,13 @@ import (
 //     "jeq #nr" that all jump to one "ret".
 //  5. Anything else: the default action.
 //
+// Rules are read in profile order and the first that matches decides, so
+// a rule that returns the default action still matters when it comes
+// before another for the same syscall (default.json uses one to close a
+// hole in docker's socket rule). runc drops such rules, because libseccomp
+// cannot hold them; docker's own profile has none, so it means the same
+// here and there.
+//
 // Rules are resolved before compiling, as docker does: a rule whose
 // includes the container does not meet (a capability it lacks, another
 // architecture, an older kernel) or whose excludes it meets is left out.
