@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -257,4 +258,75 @@ func (f *Filter) UnmarshalBinary(b []byte) error {
 	}
 	f.notes = nil
 	return nil
+}
+
+// Evaluate runs the program on one syscall of arch, as the kernel would,
+// and returns the action and its data (the errno of ERRNO). The engine can
+// ask, before it starts anything, whether a profile lets the init execve
+// the user's program at all; a lesson can ask what happens to a call.
+func (f *Filter) Evaluate(arch Arch, name string, args ...uint64) (Action, uint16, error) {
+	a, ok := abis[arch]
+	if !ok {
+		return "", 0, fmt.Errorf("seccomp: no syscall table for %s", arch)
+	}
+	nr, ok := a.syscalls.lookup(name)
+	if !ok {
+		return "", 0, fmt.Errorf("seccomp: %s has no syscall %q", arch, name)
+	}
+	if len(args) > maxArgs {
+		return "", 0, fmt.Errorf("seccomp: %d arguments, at most %d", len(args), maxArgs)
+	}
+	var data [offArgs + 8*maxArgs]byte
+	binary.LittleEndian.PutUint32(data[offNr:], nr)
+	binary.LittleEndian.PutUint32(data[offArch:], a.audit)
+	for i, v := range args {
+		binary.LittleEndian.PutUint64(data[argLow(uint(i)):], v)
+	}
+	k, err := execute(f.Program, data[:])
+	if err != nil {
+		return "", 0, err
+	}
+	for _, act := range []Action{ActAllow, ActLog, ActTrace, ActErrno, ActTrap, ActKillThread, ActKillProcess} {
+		if actionBase[act] == k&^0xffff {
+			return act, uint16(k), nil
+		}
+	}
+	return "", 0, fmt.Errorf("seccomp: the program returned %#x, not an action", k)
+}
+
+// execute is a classic BPF interpreter for the instructions Compile emits.
+func execute(prog []unix.SockFilter, data []byte) (uint32, error) {
+	var acc uint32
+	for pc := 0; pc < len(prog); pc++ {
+		in := prog[pc]
+		jump := func(cond bool) {
+			if cond {
+				pc += int(in.Jt)
+			} else {
+				pc += int(in.Jf)
+			}
+		}
+		switch in.Code {
+		case opLd:
+			if in.K%4 != 0 || int(in.K)+4 > len(data) {
+				return 0, fmt.Errorf("seccomp: instruction %d loads offset %d", pc, in.K)
+			}
+			acc = binary.LittleEndian.Uint32(data[in.K:])
+		case opAnd:
+			acc &= in.K
+		case opJa:
+			pc += int(in.K)
+		case opJeq:
+			jump(acc == in.K)
+		case opJgt:
+			jump(acc > in.K)
+		case opJge:
+			jump(acc >= in.K)
+		case opRet:
+			return in.K, nil
+		default:
+			return 0, fmt.Errorf("seccomp: instruction %d: %s is not one Compile emits", pc, instruction(in))
+		}
+	}
+	return 0, errors.New("seccomp: the program ends without ret")
 }

@@ -573,3 +573,43 @@ func TestTables(t *testing.T) {
 		t.Error("x86_64 has socketcall")
 	}
 }
+
+// Evaluate agrees with the test's own interpreter on every syscall of
+// every ABI of the default profile, and answers the engine's question.
+func TestEvaluate(t *testing.T) {
+	p, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := p.compile(ArchX86_64, dockerCaps, kernel{6, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []Arch{ArchX86_64, ArchX86, ArchX32} {
+		a := abis[arch]
+		for _, e := range a.syscalls {
+			for _, arg := range []uint64{0, 8, 40, unix.CLONE_NEWUSER, 1<<32 | 40} {
+				act, data, err := f.Evaluate(arch, e.name, arg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := actionBase[act] | uint32(data)
+				if want := run(t, f.Program, call{arch: a.audit, nr: e.nr, args: [6]uint64{arg}}); got != want {
+					t.Errorf("%s %s(%#x): Evaluate says %s, the test's interpreter %s", arch, e.name, arg, retString(got), retString(want))
+				}
+			}
+		}
+	}
+	if act, _, err := f.Evaluate(ArchX86_64, "execve"); act != ActAllow || err != nil {
+		t.Errorf("execve: %s, %v", act, err)
+	}
+	if act, errno, err := f.Evaluate(ArchX86_64, "unshare", unix.CLONE_NEWUSER); act != ActErrno || errno != 1 || err != nil {
+		t.Errorf("unshare: %s(%d), %v", act, errno, err)
+	}
+	if _, _, err := f.Evaluate(ArchX86_64, "socketcall"); err == nil {
+		t.Error("x86_64 socketcall evaluated")
+	}
+	if _, _, err := (&Filter{Program: []unix.SockFilter{{Code: opLd, K: 64}}}).Evaluate(ArchX86_64, "read"); err == nil {
+		t.Error("a load past seccomp_data evaluated")
+	}
+}
