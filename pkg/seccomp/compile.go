@@ -25,8 +25,12 @@ import (
 //     rules decide, or the default action when x32 is not named.
 //  3. The syscalls whose rules compare arguments, one block each: every
 //     rule in profile order, the first whose comparisons all hold decides.
-//  4. The syscalls with one plain rule, grouped by action: a run of
-//     "jeq #nr" that all jump to one "ret".
+//  4. The syscalls with one plain rule, grouped by action: checks that
+//     all jump to one "ret", "jeq #nr" for a lone number and "jge #lo"
+//     then "jgt #hi" for a range of consecutive ones (read to getuid is
+//     0 to 102 on x86_64). The kernel's cost to load a filter grows with
+//     its length; ranges take docker's allow-list from about 1,100
+//     instructions to under 400.
 //  5. Anything else: the default action.
 //
 // Rules are read in profile order and the first that matches decides, so

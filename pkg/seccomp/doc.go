@@ -26,12 +26,26 @@
 // runc and docker compile profiles with libseccomp, a C library reached
 // through cgo. minictr builds static binaries (the lab VM runs them with no
 // C library to load), and a compiler that a lesson can read top to bottom
-// teaches what libseccomp hides. It is small because it does what
-// libseccomp does without its optimisations: a linear list of checks
-// rather than a binary tree of syscall numbers. Syscall numbers come from
-// tables generated from the kernel's headers (mktables.go).
+// teaches what libseccomp hides. It is small: a linear list of checks
+// (with ranges of consecutive numbers), where libseccomp can also build a
+// binary tree of syscall numbers, and an assembler of a few instructions
+// with labels, which a third-party BPF package (golang.org/x/net/bpf)
+// would not save. Syscall numbers come from tables generated from the
+// kernel's headers and x/sys (mktables.go).
 //
 // # Host side effects
 //
 // None. A filter belongs to the process that installs it and dies with it.
+//
+// # In a container's init
+//
+//	p, err := seccomp.Default()                              // or seccomp.Load(path)
+//	f, err := p.Compile(seccomp.Native, caps)                // the caps the container keeps
+//	act, _, err := f.Evaluate(seccomp.Native, "execve")      // act != ActAllow: refuse the profile
+//	... privileges.Apply (capabilities, no_new_privs), on this locked thread ...
+//	err = seccomp.Install(f, tracer)                         // last, just before execve
+//
+// Compile can run in the engine and the program travel to the init with
+// MarshalBinary, so that the init only installs it. Unconfined and
+// privileged containers skip all of it: no filter is the unconfined one.
 package seccomp
