@@ -23,6 +23,9 @@ import (
 //     that stops a 32-bit `int 0x80` from using other numbers.
 //  2. On x86_64, is the number an x32 one (bit 30 set)? Then the x32
 //     rules decide, or the default action when x32 is not named.
+//     Then, unless the default action allows: is the number above every
+//     one the profile names? ENOSYS, as runc answers for a syscall newer
+//     than the profile, so that a libc falls back to an older one.
 //  3. The syscalls whose rules compare arguments, one block each: every
 //     rule in profile order, the first whose comparisons all hold decides.
 //  4. The syscalls with one plain rule, grouped by action: checks that
@@ -330,6 +333,16 @@ type span struct {
 // syscall number throughout: argument checks load into it only within a
 // block that ends in a ret.
 func (a *assembler) syscalls(all []syscallRules, arch Arch, deflt uint32) {
+	// 2b. A number above every one the profile names is a syscall newer
+	// than the profile: ENOSYS, as runc answers, makes a libc fall back to
+	// the older call it replaces, where EPERM would fail the program.
+	if len(all) > 0 && deflt != actionBase[ActAllow] && deflt != actionBase[ActLog] {
+		newest := all[len(all)-1]
+		known := a.newLabel()
+		a.jump(opJgt, newest.nr, next, known, "newer than "+newest.name)
+		a.ret(actionBase[ActErrno]|uint32(unix.ENOSYS), "")
+		a.place(known)
+	}
 	// 3. Syscalls with comparisons.
 	decided := make([]bool, maxNumber) // numbers that never get past what is emitted so far
 	plain := map[uint32][]*syscallRules{}

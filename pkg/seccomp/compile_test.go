@@ -119,7 +119,7 @@ func TestCompileOperators(t *testing.T) {
 		{"same argument, second", c(unix.SYS_LSEEK, at(2, 3)), allow},
 		{"same argument, neither", c(unix.SYS_LSEEK, at(2, 2)), errnoEPERM},
 		// anything else
-		{"unnamed syscall", c(unix.SYS_GETPID, [6]uint64{}), errnoEPERM},
+		{"above every named number: newer than the profile", c(unix.SYS_GETPID, [6]uint64{}), errnoENOSYS},
 	})
 }
 
@@ -160,13 +160,14 @@ func TestCompileArches(t *testing.T) {
 	const rules = `"syscalls": [{"names": ["getpid", "execve"], "action": "SCMP_ACT_ALLOW"}]`
 	// Numbers from the kernel's syscall_64.tbl and syscall_32.tbl, written out.
 	var (
-		getpid64  = amd64(unix.SYS_GETPID)
-		getpid32  = call{arch: i386, nr: 20}
-		mkdir32   = call{arch: i386, nr: 39} // getpid's x86_64 number is mkdir on i386
-		getpidX32 = call{arch: x86_64, nr: 0x40000000 | 39}
-		execveX32 = call{arch: x86_64, nr: 0x40000000 | 520} // x32 has its own execve
-		bad32on64 = call{arch: x86_64, nr: 0x40000000 | 59}  // 59 | x32 bit is not execve
-		arm64     = call{arch: aarch64, nr: 172}             // getpid on arm64
+		getpid64   = amd64(unix.SYS_GETPID)
+		getpid32   = call{arch: i386, nr: 20}
+		chmod32    = call{arch: i386, nr: 15} // below getpid's 20, not named
+		exec64on32 = call{arch: i386, nr: 59} // execve's x86_64 number is olduname on i386
+		getpidX32  = call{arch: x86_64, nr: 0x40000000 | 39}
+		execveX32  = call{arch: x86_64, nr: 0x40000000 | 520} // x32 has its own execve
+		bad32on64  = call{arch: x86_64, nr: 0x40000000 | 59}  // 59 | x32 bit is not execve
+		arm64      = call{arch: aarch64, nr: 172}             // getpid on arm64
 	)
 	for _, tc := range []struct {
 		name, arches string
@@ -177,7 +178,9 @@ func TestCompileArches(t *testing.T) {
 			{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],`, []want{
 			{"x86_64 getpid", getpid64, allow},
 			{"i386 getpid", getpid32, allow},
-			{"i386 mkdir", mkdir32, errnoEPERM},
+			{"i386 chmod", chmod32, errnoEPERM},
+			{"x86_64's execve number on i386", exec64on32, errnoENOSYS},
+			{"i386 execve", call{arch: i386, nr: 11}, allow},
 			{"x32 getpid", getpidX32, allow},
 			{"x32 execve", execveX32, allow},
 			{"x32 bit on x86_64's execve number", bad32on64, errnoEPERM},
@@ -323,6 +326,11 @@ func TestDefaultProfile(t *testing.T) {
 		{"x32 keyctl", call{arch: x86_64, nr: 0x40000000 | 250}, errnoEPERM},
 		{"x32 unshare", call{arch: x86_64, nr: 0x40000000 | 272}, errnoEPERM},
 		{"arm64 getpid", call{arch: aarch64, nr: 172}, errnoEPERM},
+		// Newer than the profile (mseal, 462, is the newest it names).
+		{"listxattrat (465), newer than the profile", amd64(465), errnoENOSYS},
+		{"a number no kernel has yet", amd64(900), errnoENOSYS},
+		{"i386 listxattrat", call{arch: i386, nr: 465}, errnoENOSYS},
+		{"set_mempolicy_home_node (450), older than the newest named", amd64(unix.SYS_SET_MEMPOLICY_HOME_NODE), errnoEPERM},
 	}...)
 	check(t, f, cases)
 
@@ -500,6 +508,7 @@ func TestCompileRanges(t *testing.T) {
 		{"rseq", amd64(334), allow},
 		{"a number no kernel has yet", amd64(400), errnoEPERM},
 		{"pidfd_send_signal", amd64(424), allow},
+		{"newer than any the profile names", amd64(425), errnoENOSYS},
 	})
 	text := f.String()
 	for _, note := range []string{"; read to fstat\n", "; poll to mmap\n", "; rseq\n", "; pidfd_send_signal\n"} {
