@@ -17,6 +17,7 @@ var stages = []string{
 	"pkg/namespaces",
 	"pkg/cgroups",
 	"pkg/privileges",
+	"pkg/seccomp",
 	"pkg/snapshot",
 }
 
@@ -58,6 +59,7 @@ var rules = []rule{
 	{"pkg/namespaces/nsenter", slices.Concat(stage, list("pkg/namespaces")), "the cgo half of joining namespaces: its own stage's helper"},
 	{"pkg/cgroups", stage, "a stage"},
 	{"pkg/privileges", stage, "a stage"},
+	{"pkg/seccomp", stage, "a stage: its own BPF compiler, so no cgo libseccomp and no third-party assembler"},
 	{"pkg/snapshot", stage, "a stage: a container's root as []Mount"},
 
 	// Images know nothing of namespaces or processes.
