@@ -3,7 +3,9 @@ package image
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,15 +33,25 @@ type Image struct {
 // Get returns a local image by reference, image ID or ID prefix. It takes
 // no lock: everything it reads was renamed into place complete.
 func (s *Store) Get(ref string) (*Image, error) {
-	ix, err := s.readIndex()
-	if err != nil {
-		return nil, err
+	// Readers take no lock: an rmi may remove the image between our read
+	// of the index and of its files. A file gone missing sends us back to
+	// the index, which then says the image is gone (ErrNotFound), or
+	// names its new files if it was pulled again meanwhile.
+	for attempt := 1; ; attempt++ {
+		ix, err := s.readIndex()
+		if err != nil {
+			return nil, err
+		}
+		m, err := ix.find(ref)
+		if err != nil {
+			return nil, err
+		}
+		img, err := s.image(ix, m)
+		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			continue
+		}
+		return img, err
 	}
-	m, err := ix.find(ref)
-	if err != nil {
-		return nil, err
-	}
-	return s.image(ix, m)
 }
 
 // image builds an Image from its record.
@@ -80,8 +92,12 @@ func (s *Store) image(ix *index, manifest string) (*Image, error) {
 			return nil, fmt.Errorf("image %s: %w", rec.ID, err)
 		}
 		meta, err := s.readLayerMeta(chain)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Get reads the index again: removed meanwhile, or broken.
+			return nil, fmt.Errorf("image %s: layer %s is missing from the store: %w", rec.ID, chain, err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("image %s: layer %s is missing from the store", rec.ID, chain)
+			return nil, fmt.Errorf("image %s: layer %s: %w", rec.ID, chain, err)
 		}
 		img.Layers[len(rec.ChainIDs)-1-i] = filepath.Join(s.layerPath(chain), "rootfs")
 		img.LayerSizes = append(img.LayerSizes, meta.Size)
