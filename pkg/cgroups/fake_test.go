@@ -201,7 +201,7 @@ func TestFakeV1(t *testing.T) {
 		}
 	}
 	rec := &trace.Recorder{}
-	g, err := newV1(mounts, "minictr-fake", rec)
+	g, err := newV1(mounts, nil, "minictr-fake", rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestFakeV1WithoutCpuacct(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := newV1(mounts, "minictr-fake", nil)
+	g, err := newV1(mounts, nil, "minictr-fake", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
