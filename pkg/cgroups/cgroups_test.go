@@ -60,7 +60,7 @@ func newTestCgroup(t *testing.T, r Resources) (Cgroup, *trace.Recorder) {
 }
 
 // hostLayout reads this host's layout, as the engine does once per command.
-func hostLayout(t *testing.T) *Layout {
+func hostLayout(t testing.TB) *Layout {
 	t.Helper()
 	l, err := DetectLayout()
 	if err != nil {

@@ -8,11 +8,13 @@ package cgroups
 // nothing.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/minictr/minictr/internal/testenv"
 	"github.com/minictr/minictr/pkg/trace"
@@ -30,6 +32,7 @@ func TestDeviceProgramsPassTheVerifier(t *testing.T) {
 		"allow all": {AllowAllDevices},
 		"with a deny": append(slices.Clone(DefaultDevices), rule('c', 1, 3, "w", false),
 			rule('b', 7, Wildcard, "rw", false)),
+		"forty --device rules": slices.Concat(DefaultDevices, manyRules(40)),
 	} {
 		p, err := DeviceFilter(rules)
 		if err != nil {
@@ -41,7 +44,47 @@ func TestDeviceProgramsPassTheVerifier(t *testing.T) {
 			continue
 		}
 		unix.Close(fd)
+		// The verifier's own count: blocks that start in one state are
+		// checked about once each (see DeviceFilter), not once per path.
+		n := verifiedInsns(t, p)
+		t.Logf("%s: %d instructions, %d verified", name, p.Len(), n)
+		if n > 3*p.Len() {
+			t.Errorf("%s: the verifier processed %d instructions for a program of %d", name, n, p.Len())
+		}
 	}
+}
+
+// manyRules are n allow rules for devices 240:0... (a local/experimental
+// major), as n --device flags would add.
+func manyRules(n int) []DeviceRule {
+	var out []DeviceRule
+	for i := range n {
+		out = append(out, rule('c', 240, int64(i), "rw", true))
+	}
+	return out
+}
+
+// verifiedInsns loads p asking for the verifier's statistics (log level
+// 4, BPF_LOG_STATS) and returns how many instructions it processed.
+func verifiedInsns(t *testing.T, p *DeviceProgram) int {
+	t.Helper()
+	code, license, log := p.bytes(), []byte("GPL\x00"), make([]byte, 4096)
+	attr := bpfProgLoadAttr{progType: unix.BPF_PROG_TYPE_CGROUP_DEVICE, insnCnt: uint32(p.Len()),
+		insns: unsafe.Pointer(&code[0]), license: unsafe.Pointer(&license[0]),
+		logLevel: 4, logSize: uint32(len(log)), logBuf: unsafe.Pointer(&log[0])}
+	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	if err != nil {
+		t.Fatalf("BPF_PROG_LOAD with statistics: %v", err)
+	}
+	unix.Close(fd)
+	text, _, _ := strings.Cut(string(log), "\x00")
+	var n int
+	if i := strings.Index(text, "processed "); i < 0 {
+		t.Fatalf("no statistics in the verifier's log: %q", text)
+	} else if _, err := fmt.Sscanf(text[i:], "processed %d insns", &n); err != nil {
+		t.Fatalf("verifier log %q: %v", text, err)
+	}
+	return n
 }
 
 // deviceGroup is a cgroup with rules, from one of the drivers.

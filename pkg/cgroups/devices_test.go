@@ -165,44 +165,51 @@ func TestDeviceFilterString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `; load the request: type, access, major, minor
+	want := `; c 1:3 w deny
    0: r2 = *(u32 *)(r1 +0)
    1: r2 &= 0xffff
-   2: r3 = *(u32 *)(r1 +0)
-   3: r3 >>= 16
-   4: r4 = *(u32 *)(r1 +4)
-   5: r5 = *(u32 *)(r1 +8)
-; c 1:3 w deny
-   6: if r2 != 2 goto +7
-   7: r1 = r3
-   8: r1 &= 0x4
-   9: if r1 == 0 goto +4
-  10: if r4 != 1 goto +3
+   2: if r2 != 2 goto +11
+   3: r3 = *(u32 *)(r1 +0)
+   4: r3 >>= 16
+   5: r6 = r3
+   6: r6 &= 0x4
+   7: if r6 == 0 goto +6
+   8: r4 = *(u32 *)(r1 +4)
+   9: if r4 != 1 goto +4
+  10: r5 = *(u32 *)(r1 +8)
   11: if r5 != 3 goto +2
   12: r0 = 0
   13: exit
 ; c 1:3 rwm allow
-  14: if r2 != 2 goto +4
-  15: if r4 != 1 goto +3
-  16: if r5 != 3 goto +2
-  17: r0 = 1
-  18: exit
+  14: r2 = *(u32 *)(r1 +0)
+  15: r2 &= 0xffff
+  16: if r2 != 2 goto +6
+  17: r4 = *(u32 *)(r1 +4)
+  18: if r4 != 1 goto +4
+  19: r5 = *(u32 *)(r1 +8)
+  20: if r5 != 3 goto +2
+  21: r0 = 1
+  22: exit
 ; c *:* m allow
-  19: if r2 != 2 goto +5
-  20: r1 = r3
-  21: r1 &= 0x1
-  22: if r1 != r3 goto +2
-  23: r0 = 1
-  24: exit
+  23: r2 = *(u32 *)(r1 +0)
+  24: r2 &= 0xffff
+  25: if r2 != 2 goto +7
+  26: r3 = *(u32 *)(r1 +0)
+  27: r3 >>= 16
+  28: r6 = r3
+  29: r6 &= 0x1
+  30: if r6 != r3 goto +2
+  31: r0 = 1
+  32: exit
 ; no rule matched: deny
-  25: r0 = 0
-  26: exit
+  33: r0 = 0
+  34: exit
 `
 	if got := p.String(); got != want {
 		t.Errorf("String():\n%s\nwant:\n%s", got, want)
 	}
-	if p.Len() != 27 || len(p.bytes()) != 27*8 {
-		t.Errorf("Len() = %d, %d bytes; want 27 instructions of 8 bytes", p.Len(), len(p.bytes()))
+	if p.Len() != 35 || len(p.bytes()) != 35*8 {
+		t.Errorf("Len() = %d, %d bytes; want 35 instructions of 8 bytes", p.Len(), len(p.bytes()))
 	}
 	// One instruction's bytes, by hand: "if r5 != 3 goto +2" is
 	// BPF_JMP|BPF_JNE|BPF_K = 0x55, dst r5, off 2, imm 3.

@@ -83,7 +83,12 @@ func (p *DeviceProgram) load() (int, error) {
 		license:  unsafe.Pointer(&license[0]),
 	}
 	copy(attr.progName[:], "minictr_devices")
+	// The verifier gives up with EAGAIN when a signal arrives while it
+	// works (the Go runtime sends some): try again, as cilium/ebpf does.
 	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	for try := 0; errors.Is(err, unix.EAGAIN) && try < 10; try++ {
+		fd, err = bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	}
 	if err == nil {
 		return fd, nil
 	}
