@@ -160,12 +160,36 @@ func numericID(kind, s string) (id int, ok bool, err error) {
 // maxUserFile bounds what is read of /etc/passwd and /etc/group.
 const maxUserFile = 16 << 20
 
+// openUserFile opens /etc/passwd or /etc/group of the image: a regular
+// file (read up to maxUserFile: a link to /dev/urandom never ends), or a
+// FIFO, which blocks until a writer comes, as it does for runc and docker;
+// a start stuck on one ends with Ctrl-C (run_start_edges proves it). A
+// device, socket or directory is refused. O_NONBLOCK lets the first open
+// look without blocking; a FIFO is then opened again to be read.
+func openUserFile(root *os.File, name string) (*os.File, error) {
+	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		f.Close()
+		return nil, err
+	case fi.Mode().IsRegular():
+		return f, nil
+	case fi.Mode()&fs.ModeNamedPipe != 0:
+		f.Close()
+		return resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY, 0)
+	}
+	f.Close()
+	return nil, errors.New("not a regular file")
+}
+
 // readEntries splits each line of a colon-separated file into fields,
 // skipping blank and comment lines. A missing file has no entries.
 func readEntries(root *os.File, name string) ([][]string, error) {
-	// O_NONBLOCK: a FIFO must not hang the start; only a regular file is
-	// read, and only so much of it (a link to /dev/urandom never ends).
-	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	f, err := openUserFile(root, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -173,9 +197,6 @@ func readEntries(root *os.File, name string) ([][]string, error) {
 		return nil, fmt.Errorf("reading /%s of the image: %w", name, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading /%s of the image: not a regular file", name)
-	}
 	var entries [][]string
 	sc := bufio.NewScanner(io.LimitReader(f, maxUserFile))
 	for sc.Scan() {
