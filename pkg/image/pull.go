@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -151,9 +152,16 @@ func pickManifest(im *v1.IndexManifest, p v1.Platform, where string) (v1.Hash, e
 		if m.Platform == nil {
 			continue
 		}
-		seen = append(seen, platformString(*m.Platform))
+		ps := platformString(*m.Platform)
+		if slices.ContainsFunc(strings.Split(ps, "/"), badPlatformPart) {
+			ps = strconv.Quote(ps) // the index's text, not ours: no newline may reach the error
+		}
+		seen = append(seen, ps)
 		if m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture &&
 			(p.Variant == "" || m.Platform.Variant == "" || p.Variant == m.Platform.Variant) {
+			if err := checkDigest("the manifest for "+platformString(p)+" in "+where, m.Digest); err != nil {
+				return v1.Hash{}, err
+			}
 			return m.Digest, nil
 		}
 	}
