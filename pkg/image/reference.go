@@ -184,10 +184,20 @@ func (r Reference) String() string {
 }
 
 // Familiar is the short form docker prints in `images`: "busybox" for
-// docker.io/library/busybox, the full name elsewhere.
+// docker.io/library/busybox, the full name elsewhere. The short form must
+// name the same image again: "library/" goes only before a single component
+// (docker.io/library/a/b stays library/a/b), and docker.io stays when the
+// first component would be read as a registry (docker.io/r.o/l).
 func (r Reference) Familiar() string {
 	if r.Registry != DefaultRegistry {
 		return r.Name()
 	}
-	return strings.TrimPrefix(r.Repository, "library/")
+	short := r.Repository
+	if rest, ok := strings.CutPrefix(short, "library/"); ok && !strings.Contains(rest, "/") {
+		short = rest
+	}
+	if registryOf(short) != "" {
+		return r.Name()
+	}
+	return short
 }
