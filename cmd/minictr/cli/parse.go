@@ -86,6 +86,11 @@ func envEntry(e string) (string, bool, error) {
 	if strings.ContainsAny(key, " \t") {
 		return "", false, fmt.Errorf("variable name %q contains whitespace", key)
 	}
+	// execve(2) takes C strings: a NUL would fail the container's start,
+	// after everything was set up, instead of here.
+	if strings.ContainsRune(e, 0) {
+		return "", false, fmt.Errorf("variable %q contains a NUL byte", key)
+	}
 	if hasValue {
 		return e, true, nil
 	}
