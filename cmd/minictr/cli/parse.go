@@ -24,6 +24,10 @@ func parseBytes(s string) (int64, error) {
 	if n < 0 || n == math.MaxInt64 {
 		return 0, fmt.Errorf("too large")
 	}
+	// RAMInBytes rounds down: "0.5" would be 0, which means no limit at all.
+	if n == 0 && strings.ContainsAny(s, "123456789") {
+		return 0, fmt.Errorf("less than one byte")
+	}
 	return n, nil
 }
 
