@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // A User is who the container's process runs as.
@@ -32,6 +33,9 @@ type User struct {
 // The files are opened with os.OpenInRoot, so a symlinked /etc/passwd in an
 // image cannot make us read a host file.
 func LookupUser(rootfs, spec string) (User, error) {
+	if strings.ContainsFunc(spec, unicode.IsControl) {
+		return User{}, fmt.Errorf("invalid user %q: it contains a control character", spec)
+	}
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" {
 		userPart = "0"
@@ -63,7 +67,24 @@ func LookupUser(rootfs, spec string) (User, error) {
 			}
 		}
 	}
+	if err := checkIDs(spec, u); err != nil {
+		return User{}, err
+	}
 	return u, nil
+}
+
+// MaxID is the largest uid or gid a container's process may get, as in
+// runc. The kernel takes 32 bits: setresuid(4294967296) is setresuid(0),
+// and -1 means "leave unchanged", so either would keep the process root.
+const MaxID = 1<<31 - 1
+
+func checkIDs(spec string, u User) error {
+	for _, id := range append([]int{u.UID}, u.Groups...) { // Groups[0] is the gid
+		if id < 0 || id > MaxID {
+			return fmt.Errorf("invalid user %q: uid or gid %d is out of the range 0-%d", spec, id, MaxID)
+		}
+	}
+	return nil
 }
 
 // findUser looks spec up by name or by uid in passwd entries
