@@ -10,17 +10,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/pkg/resolve"
 )
 
-// MaxID is the largest uid or gid a user can have. Ids are 32 bits, and
-// 4294967295, (uid_t)-1, is no id: setresuid(2) and chown(2) read it as
-// "leave unchanged". A larger number would wrap around to a small one
-// (4294967296 is root), so both are refused.
-const MaxID = 4294967294
+// MaxID is the largest uid or gid a user can have, as in runc (whose user
+// package keeps ids within 31 bits, for 32-bit systems). The kernel takes
+// 32 bits: setresuid(4294967296) is setresuid(0), and 4294967295,
+// (uid_t)-1, means "leave unchanged", so either would keep the process
+// root; anything above MaxID is refused.
+const MaxID = 1<<31 - 1
 
 // A User is who the container's process runs as.
 type User struct {
@@ -47,6 +49,9 @@ type User struct {
 // to /usr/lib/passwd reads the image's /usr/lib/passwd, as in docker, and
 // no symlink can make us read a host file.
 func LookupUser(rootfs, spec string) (User, error) {
+	if strings.ContainsFunc(spec, unicode.IsControl) {
+		return User{}, fmt.Errorf("invalid user %q: it contains a control character", spec)
+	}
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" {
 		userPart = "0"

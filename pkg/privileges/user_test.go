@@ -149,27 +149,28 @@ func TestLookupUserHostFileOutOfReach(t *testing.T) {
 	}
 }
 
-// TestLookupUserIDRange: ids are 32 bits and 4294967295 is (uid_t)-1, so
-// anything above 4294967294 is refused, naming the value, instead of
-// wrapping around (4294967296 would be root).
+// TestLookupUserIDRange: ids are 32 bits and 4294967295 is (uid_t)-1;
+// like runc, anything above 2147483647 is refused, naming the value,
+// instead of wrapping around (4294967296 would be root).
 func TestLookupUserIDRange(t *testing.T) {
 	root := testRootfs(t)
 	for spec, want := range map[string]string{
-		"4294967295":           "uid 4294967295 is out of range (0-4294967294)",
-		"4294967296":           "uid 4294967296 is out of range (0-4294967294)",
-		"99999999999":          "uid 99999999999 is out of range (0-4294967294)",
-		"99999999999999999999": "uid 99999999999999999999 is out of range (0-4294967294)",
-		"0:4294967295":         "gid 4294967295 is out of range (0-4294967294)",
-		"student:4294967296":   "gid 4294967296 is out of range (0-4294967294)",
-		"4294967296:0":         "uid 4294967296 is out of range (0-4294967294)",
+		"4294967295":           "uid 4294967295 is out of range (0-2147483647)",
+		"4294967296":           "uid 4294967296 is out of range (0-2147483647)",
+		"99999999999":          "uid 99999999999 is out of range (0-2147483647)",
+		"99999999999999999999": "uid 99999999999999999999 is out of range (0-2147483647)",
+		"0:4294967295":         "gid 4294967295 is out of range (0-2147483647)",
+		"2147483648":           "uid 2147483648 is out of range (0-2147483647)",
+		"student:4294967296":   "gid 4294967296 is out of range (0-2147483647)",
+		"4294967296:0":         "uid 4294967296 is out of range (0-2147483647)",
 	} {
 		if u, err := LookupUser(root, spec); err == nil || err.Error() != want {
 			t.Errorf("LookupUser(%q) = %+v, %v; want %q", spec, u, err, want)
 		}
 	}
 	for spec, want := range map[string]User{
-		"4294967294":            {UID: 4294967294, GID: 0, Groups: []int{0}, Home: "/"},
-		"4294967294:4294967294": {UID: 4294967294, GID: 4294967294, Groups: []int{4294967294}, Home: "/"},
+		"2147483647":            {UID: 2147483647, GID: 0, Groups: []int{0}, Home: "/"},
+		"2147483647:2147483647": {UID: 2147483647, GID: 2147483647, Groups: []int{2147483647}, Home: "/"},
 	} {
 		if got, err := LookupUser(root, spec); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("LookupUser(%q) = %+v, %v; want %+v", spec, got, err, want)
@@ -187,9 +188,9 @@ func TestLookupUserIDRangeInFiles(t *testing.T) {
 	write(t, filepath.Join(root, "etc/passwd"), "big:x:4294967296:0::/:/bin/sh\nok:x:1000:1000::/:/bin/sh\n")
 	write(t, filepath.Join(root, "etc/group"), "huge:x:99999999999:ok\n")
 	for spec, want := range map[string]string{
-		"big":     "user big in /etc/passwd: uid 4294967296 is out of range (0-4294967294)",
-		"ok":      "group huge in /etc/group: gid 99999999999 is out of range (0-4294967294)",
-		"ok:huge": "group huge in /etc/group: gid 99999999999 is out of range (0-4294967294)",
+		"big":     "user big in /etc/passwd: uid 4294967296 is out of range (0-2147483647)",
+		"ok":      "group huge in /etc/group: gid 99999999999 is out of range (0-2147483647)",
+		"ok:huge": "group huge in /etc/group: gid 99999999999 is out of range (0-2147483647)",
 	} {
 		if u, err := LookupUser(root, spec); err == nil || err.Error() != want {
 			t.Errorf("LookupUser(%q) = %+v, %v; want %q", spec, u, err, want)

@@ -262,7 +262,7 @@ func (f *runFlags) resources() (cgroups.Resources, error) {
 				return r, fmt.Errorf("--memory-swap needs --memory: it limits memory plus swap")
 			}
 			if s < r.Memory {
-				return r, fmt.Errorf("invalid --memory-swap %q: it is memory plus swap, so it must be at least --memory (%s)", f.memorySwap, f.memory)
+				return r, fmt.Errorf("invalid --memory-swap %q: it is memory plus swap, so it must be at least --memory %q", f.memorySwap, f.memory)
 			}
 			r.MemorySwap = s
 		}
