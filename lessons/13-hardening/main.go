@@ -105,6 +105,7 @@ func inUserNamespace() error {
 // last, so that the only call it must let through is execve.
 func walls(keyring bool, drop string, nnp bool, filter string, argv []string) error {
 	if os.Getenv("LESSON13_USERNS") != "" {
+		os.Unsetenv("LESSON13_USERNS") // the command's own lesson13 may make another
 		m, _ := os.ReadFile("/proc/self/uid_map")
 		say("user namespace: uid_map %s", strings.Join(strings.Fields(string(m)), " "))
 	}
@@ -165,55 +166,40 @@ func dropCap(c uintptr) error {
 	return os.NewSyscallError("capset", unix.Capset(&hdr, &data[0]))
 }
 
-// installFilter assembles a classic BPF program that the kernel runs on
-// every system call (seccomp(2)), prints it, and installs it.
+// installFilter hand-assembles a classic BPF program that the kernel runs
+// on every system call (seccomp(2)), prints it, and installs it on this
+// thread. Each instruction: an opcode, two jump offsets for true and false,
+// a constant; the filter reads struct seccomp_data (nr at 0, arch at 4).
 func installFilter(name string) error {
-	prog := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 4},                      // seccomp_data.arch
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 1, K: auditArch()},    // ours? skip the kill
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_KILL_PROCESS},        // numbers differ by arch
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},                      // seccomp_data.nr
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jf: 1, K: syscalls[name]}, // the refused call?
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	const ld, jeq, ret = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, unix.BPF_RET | unix.BPF_K
+	arch, nr := uint32(unix.AUDIT_ARCH_X86_64), syscalls[name]
+	if runtime.GOARCH == "arm64" {
+		arch = unix.AUDIT_ARCH_AARCH64
 	}
-	say("seccomp filter refusing %s (%d) with EPERM, %d instructions:", name, syscalls[name], len(prog))
-	for i, ins := range prog {
-		fmt.Fprintf(os.Stderr, "  %d: code=%#04x jt=%d jf=%d k=%#08x  %s\n", i, ins.Code, ins.Jt, ins.Jf, ins.K, disassemble(ins))
+	prog := []struct {
+		ins unix.SockFilter
+		asm string
+	}{
+		{unix.SockFilter{Code: ld, K: 4}, "ld  [4]"}, // the architecture: system call numbers differ by it
+		{unix.SockFilter{Code: jeq, Jt: 1, K: arch}, fmt.Sprintf("jeq #%#x, +1, +0", arch)},
+		{unix.SockFilter{Code: ret, K: unix.SECCOMP_RET_KILL_PROCESS}, "ret KILL_PROCESS"},
+		{unix.SockFilter{Code: ld, K: 0}, "ld  [0]"}, // the system call number
+		{unix.SockFilter{Code: jeq, Jf: 1, K: nr}, fmt.Sprintf("jeq #%d, +0, +1", nr)},
+		{unix.SockFilter{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)}, "ret ERRNO(1)"},
+		{unix.SockFilter{Code: ret, K: unix.SECCOMP_RET_ALLOW}, "ret ALLOW"},
 	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	say("seccomp filter refusing %s (%d) with EPERM, %d instructions:", name, nr, len(prog))
+	filter := make([]unix.SockFilter, len(prog))
+	for i, p := range prog {
+		fmt.Fprintf(os.Stderr, "  %d: code=%#04x jt=%d jf=%d k=%#08x  %s\n", i, p.ins.Code, p.ins.Jt, p.ins.Jf, p.ins.K, p.asm)
+		filter[i] = p.ins
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
 		return os.NewSyscallError("seccomp(SECCOMP_SET_MODE_FILTER)", e)
 	}
 	say("Seccomp %s", status("Seccomp"))
 	return nil
-}
-
-// disassemble names the three kinds of instruction the filter uses.
-func disassemble(ins unix.SockFilter) string {
-	switch ins.Code {
-	case unix.BPF_LD | unix.BPF_W | unix.BPF_ABS:
-		return fmt.Sprintf("ld  [%d]", ins.K)
-	case unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K:
-		if ins.K > 0xffff { // an architecture: hex, as in <linux/audit.h>
-			return fmt.Sprintf("jeq #%#x, +%d, +%d", ins.K, ins.Jt, ins.Jf)
-		}
-		return fmt.Sprintf("jeq #%d, +%d, +%d", ins.K, ins.Jt, ins.Jf)
-	}
-	switch ins.K &^ unix.SECCOMP_RET_DATA {
-	case unix.SECCOMP_RET_ALLOW:
-		return "ret ALLOW"
-	case unix.SECCOMP_RET_ERRNO:
-		return fmt.Sprintf("ret ERRNO(%d)", ins.K&unix.SECCOMP_RET_DATA)
-	}
-	return "ret KILL_PROCESS"
-}
-
-func auditArch() uint32 {
-	if runtime.GOARCH == "arm64" {
-		return unix.AUDIT_ARCH_AARCH64
-	}
-	return unix.AUDIT_ARCH_X86_64
 }
 
 // status reads one field of /proc/self/status, for this thread.
