@@ -77,6 +77,9 @@ func resolve(name string) (string, error) {
 		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
 			return name, nil // missing, or not a link: name itself
 		}
+		if err := mayFollow(realDir, name, fi); err != nil {
+			return "", err
+		}
 		link, err := os.Readlink(name)
 		if err != nil {
 			return "", err
@@ -87,4 +90,26 @@ func resolve(name string) (string, error) {
 		name = link
 	}
 	return "", &os.PathError{Op: "open", Path: name, Err: syscall.ELOOP}
+}
+
+// mayFollow applies the kernel's fs.protected_symlinks rule, which a walk
+// in user space would otherwise skip: a symlink in a sticky, world-writable
+// directory (/tmp) is followed only when it belongs to us or to the
+// directory's owner. Without it, anyone could plant /tmp/out.tar -> a
+// file of root's for `sudo minictr save -o /tmp/out.tar` to replace, which
+// a shell's `>` refuses (EACCES).
+func mayFollow(dir, link string, fi os.FileInfo) error {
+	di, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if di.Mode()&os.ModeSticky == 0 || di.Mode().Perm()&0o002 == 0 {
+		return nil
+	}
+	lst, ok1 := fi.Sys().(*syscall.Stat_t)
+	dst, ok2 := di.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 || lst.Uid == uint32(os.Geteuid()) || lst.Uid == dst.Uid {
+		return nil
+	}
+	return &os.PathError{Op: "follow symlink in a sticky world-writable directory", Path: link, Err: syscall.EACCES}
 }

@@ -156,3 +156,43 @@ func TestOutputDevice(t *testing.T) {
 		t.Errorf("files left beside the devices: %v", entries)
 	}
 }
+
+// TestOutputProtectedSymlinks: a link that someone else planted in a
+// sticky, world-writable directory is not followed (fs.protected_symlinks).
+func TestOutputProtectedSymlinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to plant a link owned by another user")
+	}
+	dir := t.TempDir()
+	sticky := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(sticky, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("root's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(sticky, "out.tar")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := Output(link, 0o644, writeString("archive")); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("planted link: %v, want EACCES", err)
+	}
+	if got := readFile(t, victim); got != "root's" {
+		t.Errorf("victim now holds %q", got)
+	}
+	// Our own link there is followed.
+	if err := os.Lchown(link, os.Geteuid(), os.Getegid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := Output(link, 0o644, writeString("archive")); err != nil {
+		t.Errorf("own link: %v", err)
+	}
+}

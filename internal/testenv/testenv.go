@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -127,7 +128,7 @@ func BusyboxRootfs(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
+	if err := writeExecutable(filepath.Join(dir, "bin/busybox"), data); err != nil {
 		return err
 	}
 	applets, err := busyboxApplets()
@@ -163,6 +164,18 @@ func BusyboxRootfs(dir string) error {
 		}
 	}
 	return nil
+}
+
+// writeExecutable writes a program that another goroutine may run at once.
+// Scripts run in parallel in this process, and a fork made by one while
+// the file is open for writing holds that descriptor until its exec: an
+// exec of the new program in that window fails with ETXTBSY ("text file
+// busy", golang.org/issue/22315). Holding syscall.ForkLock for writing
+// keeps every fork of this process out of the window.
+func writeExecutable(name string, data []byte) error {
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
+	return os.WriteFile(name, data, 0o755)
 }
 
 // busyboxApplets lists the applets' paths (bin/sh, usr/bin/tr, ...), asked

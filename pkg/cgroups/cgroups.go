@@ -17,6 +17,12 @@ type Resources struct {
 	CPUPeriod  int64 // microseconds; 0 = 100000
 	CPUShares  int64 // docker --cpu-shares (2..262144); 0 = default; mapped to cpu.weight on v2
 	PidsLimit  int64 // 0 (or -1) = no limit
+	// Devices are the device rules, enforced by the kernel: the v1
+	// devices controller, a BPF_CGROUP_DEVICE program on v2. nil leaves
+	// device access as it is (on New: every device, as the host allows);
+	// an empty list denies every device. A container gets DefaultDevices
+	// and its --device rules, a --privileged one AllowAllDevices.
+	Devices []DeviceRule
 }
 
 // Config describes the cgroup [New] creates.
@@ -124,7 +130,7 @@ func open(l *Layout, name string, t trace.Tracer) (driver, error) {
 	if mode == ModeV2 {
 		return newV2(l.Unified, name, t), nil
 	}
-	return newV1(l.Controllers, name, t)
+	return newV1(l.Controllers, l.controllerless(), name, t)
 }
 
 // checkName keeps the name one plain path element, so that it can never
@@ -165,7 +171,7 @@ func (r Resources) validate() error {
 	case r.PidsLimit < -1:
 		return bad("pids limit %d is negative (-1 means unlimited)", r.PidsLimit)
 	}
-	return nil
+	return validateDevices(r.Devices)
 }
 
 // memorySwap returns the memory+swap limit docker would set: -1 for

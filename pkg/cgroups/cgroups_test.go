@@ -27,7 +27,9 @@ import (
 
 // TestMain checks after all tests that no minictr cgroup, mount or child
 // process was left behind.
-func TestMain(m *testing.M) { testenv.Main(m, nil) }
+func TestMain(m *testing.M) {
+	testenv.Main(m, map[string]func() int{"cgroupns-probe": cgroupnsProbe})
+}
 
 // newTestCgroup creates a uniquely named cgroup that is destroyed when the
 // test ends, or skips the test when the host cannot run it.
@@ -58,7 +60,7 @@ func newTestCgroup(t *testing.T, r Resources) (Cgroup, *trace.Recorder) {
 }
 
 // hostLayout reads this host's layout, as the engine does once per command.
-func hostLayout(t *testing.T) *Layout {
+func hostLayout(t testing.TB) *Layout {
 	t.Helper()
 	l, err := DetectLayout()
 	if err != nil {

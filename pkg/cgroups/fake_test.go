@@ -7,8 +7,11 @@ package cgroups
 
 import (
 	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +204,7 @@ func TestFakeV1(t *testing.T) {
 		}
 	}
 	rec := &trace.Recorder{}
-	g, err := newV1(mounts, "minictr-fake", rec)
+	g, err := newV1(mounts, nil, "minictr-fake", rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +290,7 @@ func TestFakeV1WithoutCpuacct(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := newV1(mounts, "minictr-fake", nil)
+	g, err := newV1(mounts, nil, "minictr-fake", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,5 +314,89 @@ func TestFakeV1WithoutCpuacct(t *testing.T) {
 		NrPeriods: 4, NrThrottled: 2, ThrottledTime: 5 * time.Millisecond, Pids: 1}
 	if s != want {
 		t.Errorf("Stats() = %+v\nwant      %+v", s, want)
+	}
+}
+
+// TestFakeV1EveryHierarchy: the group goes in every hierarchy, the
+// controller-less ones included, and Destroy removes it from all.
+func TestFakeV1EveryHierarchy(t *testing.T) {
+	base := t.TempDir()
+	mounts := map[string]string{}
+	for _, c := range []string{"memory", "cpu", "pids", "freezer", "devices", "net_cls"} {
+		mounts[c] = filepath.Join(base, c)
+	}
+	mounts["cpuacct"] = mounts["cpu"]
+	mounts["net_prio"] = mounts["net_cls"]
+	others := []string{filepath.Join(base, "systemd"), filepath.Join(base, "unified")}
+	for _, d := range append(slices.Collect(maps.Values(mounts)), others...) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := newV1(mounts, others, "minictr-fake", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"memory", "cpu", "pids", "devices", "freezer", "net_cls", "systemd", "unified"}
+	for i := range want {
+		want[i] = filepath.Join(base, want[i], "minictr-fake")
+	}
+	if !slices.Equal(g.Paths(), want) {
+		t.Errorf("Paths() = %q\nwant %q", g.Paths(), want)
+	}
+	if err := g.create(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range want {
+		writeFiles(t, d, map[string]string{"cgroup.procs": ""})
+	}
+	if err := g.Add(42); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range want {
+		if got := readFile(t, filepath.Join(d, "cgroup.procs")); got != "42" {
+			t.Errorf("%s/cgroup.procs = %q, want 42", d, got)
+		}
+		emptyDir(t, d)
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range want {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after Destroy: %v", d, err)
+		}
+	}
+}
+
+// TestFakeInheritCpuset: a new cpuset group gets its parent's CPUs and
+// memory nodes, unless the kernel copied them (cgroup.clone_children).
+func TestFakeInheritCpuset(t *testing.T) {
+	parent := t.TempDir()
+	writeFiles(t, parent, map[string]string{"cpuset.cpus": "0-3\n", "cpuset.mems": "0\n"})
+	rec := &trace.Recorder{}
+	g := &v1{fs: cgroupfs{rec}}
+	for _, tc := range []struct{ name, cpus, mems, wantCpus, wantMems string }{
+		{"empty", "\n", "\n", "0-3", "0"},
+		{"cloned", "1\n", "0\n", "1\n", "0\n"},
+	} {
+		dir := filepath.Join(parent, tc.name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFiles(t, dir, map[string]string{"cpuset.cpus": tc.cpus, "cpuset.mems": tc.mems})
+		if err := g.inheritCpuset(dir); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, filepath.Join(dir, "cpuset.cpus")); got != tc.wantCpus {
+			t.Errorf("%s: cpuset.cpus = %q, want %q", tc.name, got, tc.wantCpus)
+		}
+		if got := readFile(t, filepath.Join(dir, "cpuset.mems")); got != tc.wantMems {
+			t.Errorf("%s: cpuset.mems = %q, want %q", tc.name, got, tc.wantMems)
+		}
+	}
+	want := "echo 0-3 > " + parent + "/empty/cpuset.cpus\necho 0 > " + parent + "/empty/cpuset.mems\n"
+	if got := shells(rec); got != want {
+		t.Errorf("traced:\n%s\nwant:\n%s", got, want)
 	}
 }

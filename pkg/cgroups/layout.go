@@ -144,6 +144,24 @@ func (l *Layout) Visible() []Hierarchy {
 	return out
 }
 
+// controllerless are the mount points of the hierarchies at HostDir that
+// hold no v1 controller: named ones (systemd's "name=systemd") and, on a
+// hybrid host, the unified one. A v1 container joins them too, so that its
+// cgroup namespace shows its own group there as well.
+func (l *Layout) controllerless() []string {
+	var out []string
+	for _, h := range l.Hierarchies {
+		hasController := false
+		for _, c := range strings.Split(h.Controllers, ",") {
+			hasController = hasController || isController(c)
+		}
+		if !hasController {
+			out = append(out, h.Point)
+		}
+	}
+	return out
+}
+
 // String is the layout in a few words, for the --explain trace.
 func (l *Layout) String() string {
 	mode, err := l.Mode()

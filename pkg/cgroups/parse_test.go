@@ -23,6 +23,21 @@ const mountinfoSeparate = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 `
 
+// This host's whole table, with the hierarchies a container does not
+// need for its limits: cpuset, devices, freezer, blkio.
+const mountinfoThisHost = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+
 // systemd's usual v1 table: cpu and cpuacct share one hierarchy, with
 // optional fields (shared:N) before the separator.
 const mountinfoCombined = `25 30 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
@@ -165,18 +180,30 @@ func TestModeChoice(t *testing.T) {
 		{"pure v2 with a stray v1 net_cls", mountinfoV2StrayNetCls, ModeV2, nil,
 			[]string{"/sys/fs/cgroup/minictr-x"}},
 		{"pure v2", mountinfoV2, ModeV2, nil, []string{"/sys/fs/cgroup/minictr-x"}},
+		// v1: the limits' hierarchies, the other controllers' by name,
+		// then the controller-less ones (named, unified) in mount order.
 		{"hybrid, cpu and cpuacct apart", mountinfoSeparate, ModeHybrid, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
-			"/sys/fs/cgroup/cpuacct/minictr-x", "/sys/fs/cgroup/pids/minictr-x"}},
+			"/sys/fs/cgroup/cpuacct/minictr-x", "/sys/fs/cgroup/pids/minictr-x",
+			"/sys/fs/cgroup/systemd/minictr-x", "/sys/fs/cgroup/unified/minictr-x"}},
 		{"hybrid, cpu,cpuacct together", mountinfoCombined, ModeHybrid, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu,cpuacct/minictr-x",
-			"/sys/fs/cgroup/pids/minictr-x"}},
+			"/sys/fs/cgroup/pids/minictr-x",
+			"/sys/fs/cgroup/unified/minictr-x", "/sys/fs/cgroup/systemd/minictr-x"}},
 		{"pure v1", mountinfoV1, ModeV1, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu,cpuacct/minictr-x",
-			"/sys/fs/cgroup/pids/minictr-x"}},
+			"/sys/fs/cgroup/pids/minictr-x", "/sys/fs/cgroup/net_cls,net_prio/minictr-x",
+			"/sys/fs/cgroup/systemd/minictr-x"}},
 		{"v1 without cpuacct", dropLines(mountinfoSeparate, "cpuacct"), ModeHybrid, nil, []string{
 			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
-			"/sys/fs/cgroup/pids/minictr-x"}},
+			"/sys/fs/cgroup/pids/minictr-x",
+			"/sys/fs/cgroup/systemd/minictr-x", "/sys/fs/cgroup/unified/minictr-x"}},
+		{"every hierarchy of this host", mountinfoThisHost, ModeHybrid, nil, []string{
+			"/sys/fs/cgroup/memory/minictr-x", "/sys/fs/cgroup/cpu/minictr-x",
+			"/sys/fs/cgroup/cpuacct/minictr-x", "/sys/fs/cgroup/pids/minictr-x",
+			"/sys/fs/cgroup/blkio/minictr-x", "/sys/fs/cgroup/cpuset/minictr-x",
+			"/sys/fs/cgroup/devices/minictr-x", "/sys/fs/cgroup/freezer/minictr-x",
+			"/sys/fs/cgroup/systemd/minictr-x", "/sys/fs/cgroup/unified/minictr-x"}},
 		{"v1 without pids", dropLines(mountinfoV1, "pids"), "", ErrControllerMissing, nil},
 		{"hybrid without v1 pids", dropLines(mountinfoSeparate, "pids"), "", ErrControllerMissing, nil},
 		{"only a stray v1 net_cls", dropLines(mountinfoV2StrayNetCls, "cgroup2"), "", ErrNoCgroups, nil},

@@ -6,46 +6,79 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minictr/minictr/pkg/trace"
 )
 
-// v1Controllers are the hierarchies a container joins on a v1 host: the
-// required ones, and cpuacct (CPU usage) where it is mounted.
+// v1Controllers are the hierarchies a container must join on a v1 host:
+// the limits' and cpuacct (CPU usage) where it is mounted. It joins every
+// other mounted hierarchy as well.
 var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids"}
 
 // v1 is the driver for cgroup v1 and hybrid hosts: one directory per
-// controller hierarchy.
+// hierarchy.
+//
+// The container gets a directory in every hierarchy the host mounts, not
+// just in those of its limits. A process sits in exactly one cgroup of
+// each hierarchy, and the container's cgroup namespace, made once the init
+// has joined, takes those cgroups as its roots: in a hierarchy it did not
+// join, its root would be the engine's cgroup, and a container that mounts
+// that hierarchy (freezer, cpuset, devices, or systemd's) would see and
+// change the host's groups above its own.
 type v1 struct {
-	dirs map[string]string // controller -> this cgroup's directory
-	fs   cgroupfs
+	dirs   map[string]string // controller -> this cgroup's directory
+	others []string          // directories in hierarchies of no controller: name=systemd, a hybrid's unified one
+	fs     cgroupfs
 }
 
-// newV1 places the cgroup name under the mount point of each controller.
-// Tests pass a map that points into a temporary directory.
-func newV1(mountPoints map[string]string, name string, t trace.Tracer) (*v1, error) {
+// newV1 places the cgroup name under the mount point of each controller
+// and of each controller-less hierarchy. Tests pass mount points in a
+// temporary directory.
+func newV1(mountPoints map[string]string, controllerless []string, name string, t trace.Tracer) (*v1, error) {
 	dirs := map[string]string{}
 	for _, c := range v1Controllers {
-		root := mountPoints[c]
-		switch {
-		case root != "":
-			dirs[c] = filepath.Join(root, name)
-		case c != "cpuacct": // without cpuacct, Stats reports no CPU usage
+		if mountPoints[c] == "" && c != "cpuacct" { // without cpuacct, Stats reports no CPU usage
 			return nil, fmt.Errorf("%w: v1 %s hierarchy is not mounted", ErrControllerMissing, c)
 		}
 	}
-	return &v1{dirs: dirs, fs: cgroupfs{trace.Or(t)}}, nil
+	for c, root := range mountPoints {
+		if root != "" {
+			dirs[c] = filepath.Join(root, name)
+		}
+	}
+	var others []string
+	for _, root := range controllerless {
+		others = append(others, filepath.Join(root, name))
+	}
+	return &v1{dirs: dirs, others: others, fs: cgroupfs{trace.Or(t)}}, nil
 }
 
-// Paths lists the directories once each: cpu and cpuacct share one when
-// they are mounted together as "cpu,cpuacct".
+// Paths lists the directories once each (cpu and cpuacct share one when
+// they are mounted together as "cpu,cpuacct"): the limits' hierarchies
+// first, then the other controllers' by name, then the controller-less.
 func (g *v1) Paths() []string {
+	rest := make([]string, 0, len(g.dirs))
+	for c := range g.dirs {
+		if !slices.Contains(v1Controllers, c) {
+			rest = append(rest, c)
+		}
+	}
+	sort.Strings(rest)
 	var out []string
 	seen := map[string]bool{}
-	for _, c := range v1Controllers {
+	for _, c := range slices.Concat(v1Controllers, rest) {
 		if d := g.dirs[c]; d != "" && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, d := range g.others {
+		if !seen[d] {
 			seen[d] = true
 			out = append(out, d)
 		}
@@ -58,14 +91,46 @@ func (g *v1) Paths() []string {
 // belongs to someone else.
 func (g *v1) create() error {
 	var made []string
+	undo := func(err error) error {
+		for _, m := range made {
+			err = errors.Join(err, g.fs.remove(m, noKill))
+		}
+		return err
+	}
 	for _, d := range g.Paths() {
 		if err := g.fs.mkdir(d); err != nil {
-			for _, m := range made {
-				err = errors.Join(err, g.fs.remove(m, noKill))
-			}
-			return err
+			return undo(err)
 		}
 		made = append(made, d)
+		if d == g.dirs["cpuset"] {
+			if err := g.inheritCpuset(d); err != nil {
+				return undo(err)
+			}
+		}
+	}
+	return nil
+}
+
+// inheritCpuset gives a new cpuset group its parent's CPUs and memory
+// nodes. The kernel leaves both empty (unless the parent's
+// cgroup.clone_children is 1), and a group with no CPU takes no task:
+// writing a PID to it fails with ENOSPC.
+func (g *v1) inheritCpuset(dir string) error {
+	for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+		own, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(own)) != "" {
+			continue // clone_children did it
+		}
+		parent, err := os.ReadFile(filepath.Join(filepath.Dir(dir), file))
+		if err != nil {
+			return err
+		}
+		if err := g.fs.write(dir, file, strings.TrimSpace(string(parent))); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -101,9 +166,11 @@ func (g *v1) Set(r Resources) error {
 		return err
 	}
 	if r.PidsLimit != 0 {
-		return g.fs.write(g.dirs["pids"], "pids.max", pidsMax(r.PidsLimit))
+		if err := g.fs.write(g.dirs["pids"], "pids.max", pidsMax(r.PidsLimit)); err != nil {
+			return err
+		}
 	}
-	return nil
+	return g.setDevices(r.Devices)
 }
 
 // setMemory writes memory.limit_in_bytes and memory.memsw.limit_in_bytes.

@@ -92,9 +92,11 @@ func (g *v2) Set(r Resources) error {
 		}
 	}
 	if r.PidsLimit != 0 {
-		return g.fs.write(g.dir, "pids.max", pidsMax(r.PidsLimit))
+		if err := g.fs.write(g.dir, "pids.max", pidsMax(r.PidsLimit)); err != nil {
+			return err
+		}
 	}
-	return nil
+	return g.setDevices(r.Devices)
 }
 
 // setMemory writes memory.max and memory.swap.max. v2 limits swap on its

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -255,6 +256,15 @@ func applyLayer(tar io.Reader, dir string) error {
 func (r *run) createCgroup() error {
 	limits := r.o.Spec.Resources
 	limits.PidsLimit = 0
+	if limits.Devices == nil {
+		// Docker's device allow-list, enforced by the kernel (the v1
+		// devices controller, or a BPF program on v2): a container may
+		// mknod any node but open only the harmless ones.
+		limits.Devices = slices.Clone(cgroups.DefaultDevices)
+		if r.o.Spec.Privileged {
+			limits.Devices = []cgroups.DeviceRule{cgroups.AllowAllDevices}
+		}
+	}
 	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + r.id, Resources: limits, Layout: r.layout, Tracer: r.t})
 	if err != nil {
 		return err

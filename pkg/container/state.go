@@ -133,7 +133,13 @@ func Alive(runRoot, id string) bool {
 		return false
 	}
 	s, err := readState(filepath.Join(runRoot, "containers", id))
-	return err == nil && s.Owner.alive()
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	// A record we cannot read is alive, as Reap leaves it: an image kept
+	// too long is the safe mistake, its layers deleted under a container
+	// is not.
+	return err != nil || s.Owner.alive()
 }
 
 // startTime reads a live process's start time, in clock ticks since boot,

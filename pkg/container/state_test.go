@@ -3,6 +3,7 @@ package container
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -38,5 +39,25 @@ func TestStartTime(t *testing.T) {
 	p.Start++
 	if p.alive() {
 		t.Errorf("state naming this PID with another start time is alive: the PID was reused")
+	}
+}
+
+// TestAliveUnreadableRecord: a record that cannot be read keeps its
+// container alive for the image store, as Reap leaves it alone: its lease
+// must not be dropped, nor its image's layers deleted.
+func TestAliveUnreadableRecord(t *testing.T) {
+	runRoot := t.TempDir()
+	dir := filepath.Join(runRoot, "containers", "garbled")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !Alive(runRoot, "garbled") {
+		t.Error("a container with an unreadable record counts as dead")
+	}
+	if dead(dir) {
+		t.Error("Reap would remove a container with an unreadable record")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -38,10 +39,22 @@ func (l limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // isBlobContent: a successful GET of a blob, whose size its descriptor caps.
+// It is decided by the request the client made, not by the hop that
+// answers: registries redirect blobs to storage whose paths look like
+// anything (quay.io, ECR, GCR), and a hostile registry could redirect a
+// manifest to a path with "/blobs/" in it. The path must end in a digest,
+// so that a repository named x/blobs/y does not make its manifests blobs.
 func isBlobContent(req *http.Request, resp *http.Response) bool {
-	return req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") &&
+	first := req
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request // the request that was redirected here
+	}
+	return first.Method == http.MethodGet && blobPath.MatchString(first.URL.Path) &&
 		resp.StatusCode >= 200 && resp.StatusCode < 300
 }
+
+// blobPath is the distribution API's blob URL: /v2/<name>/blobs/<digest>.
+var blobPath = regexp.MustCompile(`^/v2/.+/blobs/sha256:[0-9a-f]{64}$`)
 
 // limitedBody fails a body longer than left bytes.
 type limitedBody struct {

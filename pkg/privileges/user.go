@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -156,10 +157,15 @@ func numericID(kind, s string) (id int, ok bool, err error) {
 	return int(n), true, nil
 }
 
+// maxUserFile bounds what is read of /etc/passwd and /etc/group.
+const maxUserFile = 16 << 20
+
 // readEntries splits each line of a colon-separated file into fields,
 // skipping blank and comment lines. A missing file has no entries.
 func readEntries(root *os.File, name string) ([][]string, error) {
-	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY, 0)
+	// O_NONBLOCK: a FIFO must not hang the start; only a regular file is
+	// read, and only so much of it (a link to /dev/urandom never ends).
+	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -167,8 +173,11 @@ func readEntries(root *os.File, name string) ([][]string, error) {
 		return nil, fmt.Errorf("reading /%s of the image: %w", name, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading /%s of the image: not a regular file", name)
+	}
 	var entries [][]string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, maxUserFile))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

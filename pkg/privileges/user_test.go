@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func testRootfs(t *testing.T) string {
@@ -197,5 +199,37 @@ func write(t *testing.T, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLookupUserNonRegularFiles: an /etc/passwd that is a FIFO would hang
+// the start, and a link to a device that never ends would read without
+// end: both are refused.
+func TestLookupUserNonRegularFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(path string) error
+	}{
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"device", func(p string) error { return os.Symlink("/dev/zero", p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := testRootfs(t)
+			p := filepath.Join(root, "etc/passwd")
+			os.Remove(p)
+			if err := tc.make(p); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := LookupUser(root, "root"); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Error("a non-regular /etc/passwd was read")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("LookupUser hangs")
+			}
+		})
 	}
 }
