@@ -38,6 +38,7 @@ var probes = map[string]func(args []string) (string, error){
 	"clock-settime":   clockSettime,
 	"clock-adjtick":   clockAdjtick,
 	"finit-module":    finitModule,
+	"init-module":     initModule,
 	"ptrace":          ptrace,
 	"perf-event-open": perfEventOpen,
 	"userfaultfd":     userfaultfd,
@@ -198,6 +199,19 @@ func finitModule(args []string) (string, error) {
 		return "", err
 	}
 	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil {
+		return "", err
+	}
+	return "loaded", nil
+}
+
+// initModule hands FILE's bytes to init_module(2), as finitModule does the
+// file.
+func initModule(args []string) (string, error) {
+	image, err := os.ReadFile(args[0])
+	if err != nil {
+		return "", err
+	}
+	if err := unix.InitModule(image, ""); err != nil {
 		return "", err
 	}
 	return "loaded", nil
