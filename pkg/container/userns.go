@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -98,11 +99,15 @@ func readSubIDs(path, user string) ([]idRange, error) {
 			continue
 		}
 		fields := strings.Split(line, ":")
-		if len(fields) != 3 || fields[0] != user {
+		if fields[0] != user {
 			continue
 		}
-		start, err1 := strconv.Atoi(fields[1])
-		size, err2 := strconv.Atoi(fields[2])
+		var start, size int
+		var err1, err2 error = errBadLine, nil
+		if len(fields) == 3 {
+			start, err1 = strconv.Atoi(fields[1])
+			size, err2 = strconv.Atoi(fields[2])
+		}
 		if err1 != nil || err2 != nil || start < 0 || size <= 0 || start > 1<<32-1-size {
 			return nil, fmt.Errorf("%s line %d: %q is not NAME:START:COUNT", path, n, line)
 		}
@@ -113,6 +118,8 @@ func readSubIDs(path, user string) ([]idRange, error) {
 	}
 	return rs, sc.Err()
 }
+
+var errBadLine = errors.New("not NAME:START:COUNT")
 
 // blocks cuts the ranges into the UserNSSize pieces containers get.
 func blocks(rs []idRange) []int {
