@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -208,12 +209,28 @@ func (r *run) allocateUserNS() error {
 		return &StartError{Code: 125, Err: fmt.Errorf("--userns=auto: all %d ranges of %d IDs for %q in %s and %s are in use by running containers", min(len(uids), len(gids)), UserNSSize, SubIDUser, uidFile, gidFile)}
 	}
 	r.st.UserNS = &usernsRecord{UID: uid, GID: gid, Size: UserNSSize}
-	if err := writeState(filepath.Join(parent, r.id), r.st); err != nil {
+	if err := rewriteLiveState(filepath.Join(parent, r.id), r.st); err != nil {
 		return err
 	}
 	r.t.Step("engine", fmt.Sprintf("user namespace: container IDs 0-%d are host uids %d-%d and gids %d-%d (from %s and %s), recorded in the container's state",
 		UserNSSize-1, uid, uid+UserNSSize-1, gid, gid+UserNSSize-1, uidFile, gidFile), "grep "+SubIDUser+" "+uidFile+" "+gidFile)
 	return nil
+}
+
+// rewriteLiveState replaces state.json by rename, as writeState does, but
+// without its fsync: the run root is live state that a reboot forgets (as
+// createState's first record), and this write sits under the lock every
+// --userns=auto start waits for.
+func rewriteLiveState(dir string, s state) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".state.json.userns")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "state.json"))
 }
 
 func firstFree(starts []int, used map[int]bool) (int, bool) {

@@ -167,9 +167,10 @@ func Detach(m Mount, userns *os.File, t trace.Tracer) (*os.File, error) {
 	}
 	var clones []*os.File
 	defer func() {
-		for _, f := range clones {
-			f.Close()
-		}
+		// The overlay holds its own references to the layers now. Closing
+		// a detached mount unmounts it, which waits for an RCU grace
+		// period (up to milliseconds on a busy host): off the start's path.
+		go closeAll(clones)
 	}()
 	for _, l := range lowers {
 		f, err := idmappedClone(l, userns)
@@ -186,6 +187,12 @@ func Detach(m Mount, userns *os.File, t trace.Tracer) (*os.File, error) {
 	}
 	t.Step(stage, "mount the overlay detached (fsopen, fsconfig, fsmount): the init attaches it with move_mount", "")
 	return f, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // idmappedClone returns a detached, read-only copy of the mount at dir,
