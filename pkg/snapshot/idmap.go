@@ -181,7 +181,7 @@ func Detach(m Mount, userns *os.File, t trace.Tracer) (*os.File, error) {
 	}
 	t.Step(stage, fmt.Sprintf("idmap %d lower layers through the container's user namespace (%s)", len(lowers), userns.Name()),
 		"mount --bind -o X-mount.idmap="+userns.Name()+",ro LAYER CLONE  # for each layer")
-	f, err := fsmountOverlay(clones, rest)
+	f, err := fsmountOverlay(m.Source, clones, rest)
 	if err != nil {
 		return nil, err
 	}
@@ -211,15 +211,18 @@ func idmappedClone(dir string, userns *os.File) (*os.File, error) {
 	return f, nil
 }
 
-// fsmountOverlay makes the overlay of the lower clones (top first) with the
+// fsmountOverlay makes the overlay (named source in mountinfo) of the lower clones (top first) with the
 // other options (upperdir, workdir) as a detached mount. The layers are
 // named by /proc/self/fd/N: each clone exists in no directory.
-func fsmountOverlay(lowers []*os.File, opts [][2]string) (*os.File, error) {
+func fsmountOverlay(source string, lowers []*os.File, opts [][2]string) (*os.File, error) {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("fsopen overlay", err)
 	}
 	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetString(fsfd, "source", source); err != nil {
+		return nil, os.NewSyscallError("fsconfig overlay source", err)
+	}
 	paths := make([]string, len(lowers))
 	for i, f := range lowers {
 		paths[i] = "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
