@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -211,26 +212,75 @@ func idmappedClone(dir string, userns *os.File) (*os.File, error) {
 	return f, nil
 }
 
-// fsmountOverlay makes the overlay (named source in mountinfo) of the lower clones (top first) with the
-// other options (upperdir, workdir) as a detached mount. The layers are
-// named by /proc/self/fd/N: each clone exists in no directory.
+// fsmountOverlay makes the overlay (named source in mountinfo) of the
+// lower clones (top first) with the other options (upperdir, workdir) as a
+// detached mount. Each clone exists in no directory: overlayfs finds it by
+// its descriptor, /proc/self/fd/N. fsconfig(2) takes at most 255 bytes per
+// value, and kernels before 6.8 take the lower layers only as one value:
+// some 15 such paths. Beyond that the overlay is made on a thread whose
+// working directory is /proc/self/fd, where a layer is just "N" (some 80
+// of them); beyond that again, one "lowerdir+" per layer (Linux 6.8).
 func fsmountOverlay(source string, lowers []*os.File, opts [][2]string) (*os.File, error) {
+	fds := make([]string, len(lowers))
+	for i, f := range lowers {
+		fds[i] = strconv.Itoa(int(f.Fd()))
+	}
+	abs := "/proc/self/fd/" + strings.Join(fds, ":/proc/self/fd/")
+	if len(abs) <= maxFsconfigValue {
+		return fsmount(source, []string{"lowerdir", abs}, opts)
+	}
+	if rel := strings.Join(fds, ":"); len(rel) <= maxFsconfigValue {
+		return fsmountIn("/proc/self/fd", source, []string{"lowerdir", rel}, opts)
+	}
+	var lowerdirs []string
+	for _, fd := range fds {
+		lowerdirs = append(lowerdirs, "lowerdir+", "/proc/self/fd/"+fd)
+	}
+	return fsmount(source, lowerdirs, opts)
+}
+
+// maxFsconfigValue is the longest string fsconfig(2) takes.
+const maxFsconfigValue = 255
+
+// fsmountIn is fsmount on a thread of its own whose working directory is
+// dir (unshare(CLONE_FS), so the process's stays), for relative paths. The
+// thread is never unlocked: it ends with its goroutine.
+func fsmountIn(dir, source string, lowers []string, opts [][2]string) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			done <- result{nil, os.NewSyscallError("unshare(CLONE_FS)", err)}
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			done <- result{nil, &os.PathError{Op: "chdir", Path: dir, Err: err}}
+			return
+		}
+		f, err := fsmount(source, lowers, opts)
+		done <- result{f, err}
+	}()
+	r := <-done
+	return r.f, r.err
+}
+
+// fsmount makes an overlay as a detached mount: fsopen, the options
+// (lowers as key, value pairs, then opts), FSCONFIG_CMD_CREATE, fsmount.
+func fsmount(source string, lowers []string, opts [][2]string) (*os.File, error) {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("fsopen overlay", err)
 	}
 	defer unix.Close(fsfd)
-	if err := unix.FsconfigSetString(fsfd, "source", source); err != nil {
-		return nil, os.NewSyscallError("fsconfig overlay source", err)
+	params := [][2]string{{"source", source}}
+	for i := 0; i+1 < len(lowers); i += 2 {
+		params = append(params, [2]string{lowers[i], lowers[i+1]})
 	}
-	paths := make([]string, len(lowers))
-	for i, f := range lowers {
-		paths[i] = "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
-	}
-	if err := setLowers(fsfd, paths); err != nil {
-		return nil, err
-	}
-	for _, o := range opts {
+	for _, o := range append(params, opts...) {
 		var err error
 		if o[1] == "" {
 			err = unix.FsconfigSetFlag(fsfd, o[0])
@@ -242,9 +292,8 @@ func fsmountOverlay(source string, lowers []*os.File, opts [][2]string) (*os.Fil
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		if len(lowers) > 15 {
-			// Past fsconfig's 256 bytes, "lowerdir+" (Linux 6.8) it is.
-			return nil, fmt.Errorf("idmapped overlay of %d layers (more than one fsconfig string holds before Linux 6.8): %w", len(lowers), os.NewSyscallError("fsconfig FSCONFIG_CMD_CREATE", err))
+		if lowers[0] == "lowerdir+" {
+			return nil, fmt.Errorf("idmapped overlay of %d layers (this many need lowerdir+, Linux 6.8): %w", len(lowers)/2, os.NewSyscallError("fsconfig FSCONFIG_CMD_CREATE", err))
 		}
 		return nil, os.NewSyscallError("fsconfig overlay FSCONFIG_CMD_CREATE", err)
 	}
@@ -253,27 +302,6 @@ func fsmountOverlay(source string, lowers []*os.File, opts [][2]string) (*os.Fil
 		return nil, os.NewSyscallError("fsmount overlay", err)
 	}
 	return os.NewFile(uintptr(mfd), "overlay"), nil
-}
-
-// maxFsconfigValue is the longest string fsconfig(2) takes.
-const maxFsconfigValue = 255
-
-// setLowers names the lower layers: in one "lowerdir" string, which every
-// kernel takes, when it fits fsconfig's limit; else one "lowerdir+" per
-// layer (Linux 6.8; an older kernel refuses it at FSCONFIG_CMD_CREATE).
-func setLowers(fsfd int, paths []string) error {
-	if all := strings.Join(paths, ":"); len(all) <= maxFsconfigValue {
-		if err := unix.FsconfigSetString(fsfd, "lowerdir", all); err != nil {
-			return os.NewSyscallError("fsconfig overlay lowerdir", err)
-		}
-		return nil
-	}
-	for _, p := range paths {
-		if err := unix.FsconfigSetString(fsfd, "lowerdir+", p); err != nil {
-			return os.NewSyscallError("fsconfig overlay lowerdir+", err)
-		}
-	}
-	return nil
 }
 
 // ProbeIDMap says whether Detach works for snapshots in dir (an existing

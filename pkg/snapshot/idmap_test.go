@@ -165,3 +165,41 @@ func TestChownedCopy(t *testing.T) {
 		t.Errorf("a copy has mounts: %v", s.Mounts())
 	}
 }
+
+// However many layers: 3 fit one lowerdir of /proc/self/fd paths, 40 need
+// the relative names, 100 need lowerdir+ (Linux 6.8).
+func TestDetachManyLayers(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	userns := userNamespace(t)
+	for _, n := range []int{3, 40, 100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			if n == 100 && !testenv.KernelAtLeast(6, 8) {
+				t.Skip("more than some 80 idmapped layers need lowerdir+ (Linux 6.8)")
+			}
+			base := t.TempDir()
+			var lowers []string
+			for i := 0; i < n; i++ {
+				l := filepath.Join(base, fmt.Sprintf("l%d", i))
+				must(t, os.Mkdir(l, 0o755))
+				must(t, os.WriteFile(filepath.Join(l, fmt.Sprintf("f%d", i)), nil, 0o644))
+				must(t, os.WriteFile(filepath.Join(l, "top"), []byte(fmt.Sprint(i)), 0o644))
+				lowers = append(lowers, l)
+			}
+			s, err := Prepare(filepath.Join(base, "snap"), lowers, Options{Kind: Overlay, UIDMap: testMaps, GIDMap: testMaps})
+			must(t, err)
+			f, err := Detach(s.Mounts()[0], userns, nil)
+			must(t, err)
+			defer f.Close()
+			root := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+			if got := readFile(t, root+"/top"); got != "0" {
+				t.Errorf("top = %q, want the first (top) layer's 0", got)
+			}
+			if got := names(t, root); len(got) != n+1 {
+				t.Errorf("%d entries in the root, want %d", len(got), n+1)
+			}
+			if st := lstat(t, fmt.Sprintf("%s/f%d", root, n-1)); st.Uid != hostRoot {
+				t.Errorf("the bottom layer's file shows owned by %d, want %d", st.Uid, hostRoot)
+			}
+		})
+	}
+}
