@@ -347,6 +347,7 @@ func (r *run) recordInit() error {
 // release sends the init its spec and waits for its exec (or its error);
 // the pids limit comes last, when the init no longer needs threads.
 func (r *run) release() error {
+	defer r.closeFiles() // the init has its copies now
 	payload, err := json.Marshal(r.init)
 	if err != nil {
 		return err

@@ -372,11 +372,22 @@ func (r *run) idmapRoot() error {
 		if err != nil {
 			return err
 		}
-		r.undo.push(f.Close)
 		r.files = append(r.files, f)
+		r.undo.push(r.closeFiles)
 		r.init.Mounts[i] = chroot.Mount{Source: m.Source, Target: "/", Type: m.Type}
 		r.init.FileMounts = append(r.init.FileMounts, i)
 	}
+	return nil
+}
+
+// closeFiles closes the engine's copies of the files sent to the init:
+// once the init holds them (or is gone) the engine must not keep the
+// container's root mount alive. It is idempotent.
+func (r *run) closeFiles() error {
+	for _, f := range r.files {
+		f.Close()
+	}
+	r.files = nil
 	return nil
 }
 
