@@ -10,7 +10,8 @@
 //  1. validate the spec, once, before anything exists;
 //  2. write the container's state record, naming this engine (PID and
 //     start time) as its owner: from now on every minictr sees a container
-//     that is alive exactly as long as its owner is;
+//     that is alive exactly as long as its owner is; with --userns=auto,
+//     take a free range of host IDs into that record (userns.go);
 //  3. lease the image (RunOptions.Lease), so that rmi and prune leave its
 //     layers alone; a start that loses the race to an rmi fails cleanly;
 //  4. prepare the snapshot (pkg/snapshot): directories only, and its
@@ -18,7 +19,9 @@
 //     boot and kept in the run root;
 //  5. create a cgroup and write the limits (cgroups(7));
 //  6. re-execute this binary as "minictr init" with new namespaces
-//     (clone(2)); the child waits on a socket before doing anything;
+//     (clone(2)); the child waits on a socket before doing anything; with
+//     a user namespace, make the overlay of idmapped layers now that the
+//     namespace exists, as a detached mount that goes with the init spec;
 //  7. move the child into the cgroup, record it, and release it with its
 //     init spec (the Process, the root and its mounts);
 //  8. the child, now PID 1 of its PID namespace, runs the init checklist:
@@ -39,5 +42,8 @@
 // at once: the record says whose it was. With --rootfs, the directory is
 // the container's root itself, as with runc: mount points it lacks (/proc,
 // /sys, /dev) and a missing working directory are created in it and stay,
-// like anything the container writes there.
+// like anything the container writes there. With --userns=auto, the
+// lock file <run-root>/userns.lock stays (empty), and <root> and
+// <root>/containers get o+x so that the container's root can reach its
+// root directory.
 package container

@@ -20,6 +20,11 @@ type snapshotFacts struct {
 	Dev    uint64        `json:"dev"`    // its filesystem (st_dev): a new one asks again
 	Kind   snapshot.Kind `json:"kind"`   // overlay or copy
 	Reason string        `json:"reason"` // why
+	// With a user namespace (asked the first time one is used): whether
+	// overlay layers can be idmapped mounts here, and why not.
+	IDMapProbed bool   `json:"idmapProbed,omitempty"`
+	IDMap       bool   `json:"idmap,omitempty"`
+	IDMapReason string `json:"idmapReason,omitempty"`
 }
 
 // probePrefix names the directory a probe works in: .probe-<pid>-<start>
@@ -63,12 +68,39 @@ func hostSnapshotter(root, runRoot string, t trace.Tracer) (snapshotFacts, error
 	}
 	f = snapshotFacts{Dir: dir, Dev: st.Dev, Kind: kind, Reason: reason}
 	t.Step("engine", fmt.Sprintf("probe overlayfs in %s: %s (%s); the answer is kept in %s", dir, kind, reason, cache), "cat "+cache)
+	return f, keepFacts(runRoot, f)
+}
+
+func keepFacts(runRoot string, f snapshotFacts) error {
 	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(runRoot, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(runRoot, factsFile), data, 0o600)
+}
+
+// hostIDMap completes the facts with whether overlay layers can be
+// idmapped here, probed once (with the IDs u, which any range would do) and
+// kept with the rest. Only an overlay host asks: a copy is chown'd anyway.
+func hostIDMap(runRoot string, f snapshotFacts, u *usernsRecord, t trace.Tracer) (snapshotFacts, error) {
+	if f.IDMapProbed || f.Kind != snapshot.Overlay {
+		return f, nil
+	}
+	me := self()
+	probeDir := filepath.Join(f.Dir, fmt.Sprintf("%s%d-%d", probePrefix, me.Pid, me.Start))
+	if err := os.Mkdir(probeDir, 0o700); err != nil {
+		return f, err
+	}
+	ok, reason, err := probeIDMap(probeDir, u, t)
+	if rerr := os.RemoveAll(probeDir); err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return f, err
 	}
-	if err := os.MkdirAll(runRoot, 0o700); err != nil {
-		return f, err
-	}
-	return f, atomicfile.Write(cache, data, 0o600)
+	f.IDMapProbed, f.IDMap, f.IDMapReason = true, ok, reason
+	return f, keepFacts(runRoot, f)
 }

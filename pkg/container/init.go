@@ -38,6 +38,10 @@ type initSpec struct {
 	// Cgroups are the host's hierarchies to mount at /sys/fs/cgroup, from
 	// the layout the engine read once.
 	Cgroups []chroot.CgroupMount `json:"cgroups,omitempty"`
+
+	// FileMounts are the indexes in Mounts of the detached mounts the
+	// engine sends as files with the spec, in that order (idmapRoot).
+	FileMounts []int `json:"fileMounts,omitempty"`
 }
 
 // IsInit reports whether this process is a container init started by Run.
@@ -57,6 +61,10 @@ func InitMain() int {
 	var s initSpec
 	if err := json.Unmarshal(payload, &s); err != nil {
 		rep.Fail(125, fmt.Errorf("reading init spec: %w", err))
+		return 125
+	}
+	if err := s.receiveMounts(rep.Files()); err != nil {
+		rep.Fail(125, err)
 		return 125
 	}
 	code, err := s.start(rep)

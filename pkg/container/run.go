@@ -28,6 +28,9 @@ type RunOptions struct {
 	Spec    Spec
 	Root    string // persistent state: <Root>/containers/<id> holds an image container's snapshot
 	RunRoot string // live state: <RunRoot>/containers/<id>
+	// SubUIDFile and SubGIDFile are where --userns=auto finds its ranges;
+	// "" is /etc/subuid and /etc/subgid.
+	SubUIDFile, SubGIDFile string
 
 	// Lease, when set, keeps the image (Spec.Image) from being removed
 	// while the container uses it. Run calls it with the container's ID
@@ -154,10 +157,12 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		// First, before anything exists: from here on every minictr sees
 		// a container that is alive while this engine is.
 		{"creating container state", r.record},
+		{"allocating the user namespace's IDs", r.allocateUserNS},
 		{"leasing the image", r.lease},
 		{"preparing the root filesystem from the image", r.prepareRoot},
 		{"creating cgroup", r.createCgroup},
 		{"starting container init", r.startInit},
+		{"idmapping the image's layers", r.idmapRoot},
 		{"joining cgroup", r.joinCgroup},
 		{"recording the container's init", r.recordInit},
 		{"releasing the init", r.release},
@@ -187,6 +192,9 @@ type run struct {
 	child   *namespaces.Child
 	started bool // the init exec'd the user's process
 	undo    undo
+
+	snap  *snapshot.Snapshot // an image container's
+	files []*os.File         // sent to the init with its spec (idmapRoot)
 }
 
 // record writes the container's first state record, naming this engine as
@@ -218,19 +226,26 @@ func (r *run) lease() error {
 // snapshot whose mounts the init makes in its own mount namespace.
 func (r *run) prepareRoot() error {
 	if len(r.o.Spec.Layers) == 0 {
-		return nil // --rootfs: the directory is the root
+		return r.rootfsReachable() // --rootfs: the directory is the root
 	}
 	facts, err := hostSnapshotter(r.o.Root, r.o.RunRoot, r.t)
+	if err == nil && r.st.UserNS != nil {
+		facts, err = hostIDMap(r.o.RunRoot, facts, r.st.UserNS, r.t)
+	}
 	if err != nil {
+		return err
+	}
+	opts := snapshot.Options{Kind: facts.Kind, Reason: facts.Reason, Apply: applyLayer, Tracer: r.t}
+	if err := r.userNSSnapshot(&opts, facts); err != nil {
 		return err
 	}
 	dir := filepath.Join(r.o.Root, "containers", r.id)
 	r.undo.push(func() error { return snapshot.Remove(dir, r.t) }) // also what a failed Prepare left
-	snap, err := snapshot.Prepare(dir, r.o.Spec.Layers, snapshot.Options{
-		Kind: facts.Kind, Reason: facts.Reason, Apply: applyLayer, Tracer: r.t})
+	snap, err := snapshot.Prepare(dir, r.o.Spec.Layers, opts)
 	if err != nil {
 		return err
 	}
+	r.snap = snap
 	if snap.Kind == snapshot.Copy && r.o.Warn != nil {
 		// Slower and bigger than an overlay: the user should know why.
 		r.o.Warn(snap.Reason + ": using copies of the image's layers")
@@ -294,6 +309,7 @@ func (r *run) startInit() error {
 		NewProcessGroup: true,
 		Foreground:      term != nil,
 	}
+	r.userNamespace(&cfg)
 	if r.o.TraceFile != nil {
 		cfg.ExtraFiles = []*os.File{r.o.TraceFile}
 		r.init.TraceFD = 4 // the first extra file, after the handshake socket
@@ -341,6 +357,7 @@ func (r *run) recordInit() error {
 // release sends the init its spec and waits for its exec (or its error);
 // the pids limit comes last, when the init no longer needs threads.
 func (r *run) release() error {
+	defer r.closeFiles() // the init has its copies now
 	payload, err := json.Marshal(r.init)
 	if err != nil {
 		return err
@@ -356,7 +373,7 @@ func (r *run) release() error {
 		}
 		return nil
 	}
-	if err := releaseInterruptible(r.child, payload, lastLimits, r.o.Signals); err != nil {
+	if err := releaseInterruptible(r.child, payload, lastLimits, r.o.Signals, r.files...); err != nil {
 		return err
 	}
 	r.started = true
@@ -387,7 +404,7 @@ func (r *run) wait(ctx context.Context) error {
 // killed and the signal becomes the exit status (128+N), as for a container
 // killed by it, instead of waiting in a buffer for a container that the
 // user no longer wants.
-func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() error, sigs <-chan os.Signal) error {
+func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() error, sigs <-chan os.Signal, files ...*os.File) error {
 	done := make(chan struct{})
 	interrupted := make(chan syscall.Signal, 1)
 	go func() {
@@ -407,7 +424,7 @@ func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() 
 			}
 		}
 	}()
-	err := child.Release(payload, ready)
+	err := child.Release(payload, ready, files...)
 	close(done)
 	select {
 	case sig := <-interrupted:

@@ -26,6 +26,7 @@ type Spec struct {
 	ReadOnly        bool     // mount the root filesystem read-only
 	Privileged      bool     // all capabilities, no masked or read-only paths
 	CapAdd, CapDrop []string // changes to docker's default capabilities
+	UserNS          string   // "" or UserNSHost: the host's user namespace; UserNSAuto: one of its own
 	Resources       cgroups.Resources
 }
 
@@ -84,6 +85,9 @@ func (s *Spec) validate() (Process, error) {
 		if err := checkInside(s.Rootfs, p.Workdir); err != nil {
 			return p, fmt.Errorf("%w: working directory %s: %w", ErrInvalidSpec, p.Workdir, err)
 		}
+	}
+	if err := s.checkUserNS(); err != nil {
+		return p, err
 	}
 	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
 	if err != nil {

@@ -29,11 +29,14 @@ type state struct {
 	// Pid is the container's init on the host, once it exists.
 	Pid int `json:"pid,omitempty"`
 	// PidStart is the init's start time (field 22 of /proc/PID/stat).
-	PidStart uint64    `json:"pidStart,omitempty"`
-	Image    string    `json:"image,omitempty"`
-	Rootfs   string    `json:"rootfs,omitempty"`
-	Cgroups  []string  `json:"cgroups,omitempty"`
-	Created  time.Time `json:"created"`
+	PidStart uint64   `json:"pidStart,omitempty"`
+	Image    string   `json:"image,omitempty"`
+	Rootfs   string   `json:"rootfs,omitempty"`
+	Cgroups  []string `json:"cgroups,omitempty"`
+	// UserNS is the range of host IDs the container's user namespace maps,
+	// with --userns=auto: this record is its allocation (allocateUserNS).
+	UserNS  *usernsRecord `json:"userns,omitempty"`
+	Created time.Time     `json:"created"`
 }
 
 // A process names a process across PID reuse: its PID and start time.

@@ -28,7 +28,11 @@
 //  3. Meanwhile the parent does what must happen before the container runs:
 //     put the child's PID in a cgroup, wire its network.
 //  4. Release sends the payload (the init spec) as a 4-byte length and the
-//     bytes, and reads the answer.
+//     bytes, and reads the answer. Files may travel with it (SCM_RIGHTS,
+//     unix(7)): what the parent could only make once the child existed,
+//     such as a mount idmapped through the child's user namespace. With a
+//     uid map written by root, setgroups stays allowed and the child drops
+//     the parent's supplementary groups.
 //  5. Handshake returns the payload; if a cgroup namespace was requested it
 //     unshares it now, so that the cgroup the parent chose is its root.
 //  6. The child sets up the container (mounts, hostname, privileges), then

@@ -163,15 +163,30 @@ func sysProcAttr(kinds []Kind, uids, gids []IDMap) (*syscall.SysProcAttr, error)
 	}
 	attr.UidMappings = idMaps(uids)
 	attr.GidMappings = idMaps(gids)
-	// An unprivileged-style map: setgroups is denied, so that nobody inside
-	// can drop a group that the host uses to deny access.
-	attr.GidMappingsEnableSetgroups = false
 	// Become root of the new namespace before exec. Without it the child
 	// keeps the host's uid 0, which is unmapped inside, and execve drops
 	// every capability (capabilities(7), "Effect of user ID changes").
 	attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	if privilegedMapper() {
+		// Root wrote the maps, so setgroups stays allowed (the kernel's
+		// deny is for maps an unprivileged user writes): the child drops
+		// the engine's own supplementary groups (setgroups(0, NULL)),
+		// which would otherwise follow it in as unmapped host groups that
+		// still open host files, and -u can set the user's groups.
+		attr.GidMappingsEnableSetgroups = true
+		attr.Credential.NoSetGroups = false
+		return attr, nil
+	}
+	// An unprivileged map: setgroups is denied, so that nobody inside can
+	// drop a group that the host uses to deny access.
+	attr.GidMappingsEnableSetgroups = false
 	return attr, nil
 }
+
+// privilegedMapper reports whether this process writes uid and gid maps as
+// root, which the kernel lets keep setgroups(2) (user_namespaces(7),
+// "Interaction with system calls that change process UIDs or GIDs").
+func privilegedMapper() bool { return os.Geteuid() == 0 }
 
 func idMaps(ms []IDMap) []syscall.SysProcIDMap {
 	out := make([]syscall.SysProcIDMap, len(ms))
@@ -216,7 +231,9 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 		t.Step("namespaces", fmt.Sprintf("write uid map %d %d %d", m.ContainerID, m.HostID, m.Size),
 			fmt.Sprintf("echo '%d %d %d' > /proc/%d/uid_map", m.ContainerID, m.HostID, m.Size, pid))
 	}
-	t.Step("namespaces", "deny setgroups before writing the gid map", fmt.Sprintf("echo deny > /proc/%d/setgroups", pid))
+	if !privilegedMapper() {
+		t.Step("namespaces", "deny setgroups before writing the gid map", fmt.Sprintf("echo deny > /proc/%d/setgroups", pid))
+	}
 	for _, m := range gids {
 		t.Step("namespaces", fmt.Sprintf("write gid map %d %d %d", m.ContainerID, m.HostID, m.Size),
 			fmt.Sprintf("echo '%d %d %d' > /proc/%d/gid_map", m.ContainerID, m.HostID, m.Size, pid))
@@ -237,12 +254,21 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 // (or exec'd without the go-ahead, which Release kills), never a success.
 // Release never hangs on a dead child: the child's death closes its end of
 // the socket too.
-func (c *Child) Release(payload []byte, ready func() error) error {
+//
+// files, if any, travel with the payload (SCM_RIGHTS, unix(7)): the child
+// finds its copies in Reporter.Files, in the same order. They are how the
+// engine hands over what only it can make once the child exists, such as a
+// mount idmapped through the child's user namespace. The caller keeps (and
+// closes) its own copies.
+func (c *Child) Release(payload []byte, ready func() error, files ...*os.File) error {
 	defer c.sock.Close()
 	if len(payload) > maxPayload {
 		return fmt.Errorf("releasing init: payload of %d bytes is over the %d limit", len(payload), maxPayload)
 	}
-	if err := writeFrame(c.sock, payload); err != nil {
+	if len(files) > maxFiles {
+		return fmt.Errorf("releasing init: %d files are over the %d limit", len(files), maxFiles)
+	}
+	if err := writeFrameFiles(c.sock, payload, files); err != nil {
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
@@ -287,6 +313,45 @@ func (c *Child) Release(payload []byte, ready func() error) error {
 		return fmt.Errorf("init (PID %d) sent a malformed answer %q after its go-ahead", c.Pid, msg)
 	}
 	return &InitError{Message: failed.Message, Code: failed.Code}
+}
+
+// maxFiles bounds the descriptors that travel with the payload.
+const maxFiles = 16
+
+// writeFrameFiles is writeFrame with files attached to the length prefix,
+// whose first byte carries them (a stream socket's rights travel with the
+// bytes they were sent with).
+func writeFrameFiles(sock *os.File, payload []byte, files []*os.File) error {
+	if len(files) == 0 {
+		return writeFrame(sock, payload)
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	var size [4]byte
+	binary.BigEndian.PutUint32(size[:], uint32(len(payload)))
+	conn, err := sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = conn.Write(func(fd uintptr) bool {
+		for {
+			serr = unix.Sendmsg(int(fd), size[:], unix.UnixRights(fds...), nil, 0)
+			if serr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err == nil && serr != nil {
+		err = os.NewSyscallError("sendmsg", serr)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = sock.Write(payload)
+	return err
 }
 
 func writeFrame(w io.Writer, payload []byte) error {

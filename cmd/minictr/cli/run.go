@@ -40,6 +40,7 @@ type runFlags struct {
 	privileged  bool
 	securityOpt []string
 	rm          bool
+	userns      string
 
 	entrypointSet bool // --entrypoint was given, perhaps as ""
 }
@@ -99,6 +100,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.StringSliceVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities (or ALL)")
 	fl.BoolVar(&f.privileged, "privileged", false, "give all capabilities and lift the masked and read-only paths")
 	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (no-new-privileges[=true|false])")
+	fl.StringVar(&f.userns, "userns", "host", `user namespace: "host" (root inside is the host's), or "auto" (root inside is an unprivileged uid from /etc/subuid's ranges for "minictr")`)
 	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always, until container lifecycle commands exist)")
 	// -h is --hostname, as in docker; help stays reachable as --help.
 	cmd.Flags().BoolP("help", "", false, "help for run")
@@ -154,6 +156,9 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 		Stdout:  g.stdout,
 		Stderr:  g.stderr,
 		Tracer:  g.tracer(),
+	}
+	if err := f.userNamespace(&o); err != nil {
+		return o, usageError{err}
 	}
 	if f.rootfs == "" {
 		if err := f.fromImage(g, args[0], &o); err != nil {
@@ -330,4 +335,16 @@ func parseSecurityOpts(opts []string) (noNewPrivs bool, err error) {
 		}
 	}
 	return noNewPrivs, nil
+}
+
+// userNamespace passes --userns on, with the subordinate ID files: the
+// system's, or MINICTR_SUBUID and MINICTR_SUBGID (tests and the lab use
+// their own, and leave the host's alone).
+func (f *runFlags) userNamespace(o *container.RunOptions) error {
+	if f.userns != container.UserNSHost && f.userns != container.UserNSAuto {
+		return fmt.Errorf(`invalid --userns %q: want "host" or "auto"`, f.userns)
+	}
+	o.Spec.UserNS = f.userns
+	o.SubUIDFile, o.SubGIDFile = os.Getenv("MINICTR_SUBUID"), os.Getenv("MINICTR_SUBGID")
+	return nil
 }
