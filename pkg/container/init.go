@@ -15,6 +15,7 @@ import (
 	"github.com/minictr/minictr/pkg/chroot"
 	"github.com/minictr/minictr/pkg/namespaces"
 	"github.com/minictr/minictr/pkg/privileges"
+	"github.com/minictr/minictr/pkg/seccomp"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -38,6 +39,50 @@ type initSpec struct {
 	// Cgroups are the host's hierarchies to mount at /sys/fs/cgroup, from
 	// the layout the engine read once.
 	Cgroups []chroot.CgroupMount `json:"cgroups,omitempty"`
+	// Seccomp is the compiled filter (seccomp.Filter.MarshalBinary) to
+	// install before exec; empty for an unconfined container.
+	Seccomp []byte `json:"seccomp,omitempty"`
+	// Keyring names the fresh session keyring the init joins; "" keeps the
+	// engine's (NoNewKeyring).
+	Keyring string `json:"keyring,omitempty"`
+}
+
+// filter decodes the compiled seccomp filter; nil for none.
+func (s *initSpec) filter() (*seccomp.Filter, error) {
+	if len(s.Seccomp) == 0 {
+		return nil, nil
+	}
+	var f seccomp.Filter
+	if err := f.UnmarshalBinary(s.Seccomp); err != nil {
+		return nil, fmt.Errorf("reading init spec: %w", err)
+	}
+	return &f, nil
+}
+
+// joinSessionKeyring gives the container a session keyring of its own, as
+// runc does. Keyrings are not namespaced: a process that inherits the
+// engine's session keyring possesses it, so it could read the keys in it
+// (and every keyring linked there) and add keys the host's session then
+// holds. A fresh one is empty and belongs to the container alone.
+//
+// ENOSYS is a kernel without keys: nothing to reach. EPERM is a seccomp
+// filter of minictr's own (minictr run inside another container) that
+// refuses keyctl: the container inherits that filter, so it cannot reach
+// a keyring either.
+func joinSessionKeyring(name string, t trace.Tracer) error {
+	if name == "" {
+		return nil
+	}
+	_, err := unix.KeyctlJoinSessionKeyring(name)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		t.Step("keyring", fmt.Sprintf("no session keyring of its own: keyctl: %v", err), "")
+		return nil
+	}
+	if err != nil {
+		return os.NewSyscallError("keyctl KEYCTL_JOIN_SESSION_KEYRING", err)
+	}
+	t.Step("keyring", fmt.Sprintf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q): a new, empty session keyring", name), "keyctl session "+name)
+	return nil
 }
 
 // IsInit reports whether this process is a container init started by Run.
@@ -90,6 +135,9 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	if err := loopbackUp(t); err != nil {
 		return 125, err
 	}
+	if err := joinSessionKeyring(s.Keyring, t); err != nil {
+		return 125, err
+	}
 
 	p := s.Process
 	user, err := privileges.LookupUser("/", p.User)
@@ -103,6 +151,25 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	path, err := lookPath(p.Args[0], envValue(env, "PATH"))
 	if err != nil {
 		return execCode(err), err
+	}
+	filter, err := s.filter()
+	if err != nil {
+		return 125, err
+	}
+	// seccomp(2) lets a thread install a filter only with no_new_privs or
+	// with CAP_SYS_ADMIN (a filter could otherwise fool a setuid program
+	// into running with a syscall failed under it). Docker sets
+	// no_new_privs only when asked, so without it the filter goes in now,
+	// while the init still holds CAP_SYS_ADMIN, and the calls that drop
+	// privileges run under it, as in runc (the engine checked that the
+	// profile lets them through). With no_new_privs it goes in last,
+	// after every step but exec, so that as little as possible of the
+	// init runs filtered.
+	early := filter != nil && !p.NoNewPrivileges
+	if early {
+		if err := seccomp.Install(filter, t); err != nil {
+			return 125, err
+		}
 	}
 	err = privileges.Apply(privileges.Config{
 		User:            user,
@@ -128,6 +195,13 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	// live under (pids) while we wait.
 	if err := rep.Ready(); err != nil {
 		return 125, err
+	}
+	if filter != nil && !early {
+		// On this thread, which set no_new_privs (privileges.Apply and
+		// Handshake lock it): Install checks no_new_privs on the caller.
+		if err := seccomp.Install(filter, t); err != nil {
+			return 125, err
+		}
 	}
 	t.Step("exec", fmt.Sprintf("execve(%q, %q)", path, p.Args), "exec "+shellQuote(p.Args))
 	err = unix.Exec(path, p.Args, env)

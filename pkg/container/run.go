@@ -128,6 +128,15 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if r.layout, err = cgroupLayout(r.t); err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
+	profile, confined, err := o.Spec.seccompProfile()
+	if err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	if confined {
+		// Without no_new_privs the init installs the filter while it is
+		// still privileged, so the calls that drop privileges must pass.
+		r.filter = compileSeccomp(profile, profileName(o.Spec.Seccomp), process.Capabilities, !process.NoNewPrivileges)
+	}
 	r.init = initSpec{
 		Process:    process,
 		Rootfs:     o.Spec.Rootfs,
@@ -135,6 +144,12 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		ReadOnly:   o.Spec.ReadOnly,
 		Privileged: o.Spec.Privileged,
 		Cgroups:    cgroupMounts(r.layout),
+	}
+	if !o.Spec.NoNewKeyring {
+		// Named after the full ID, which nobody inside a container can
+		// guess: keyctl(KEYCTL_JOIN_SESSION_KEYRING) joins an existing
+		// keyring of that name instead of making one.
+		r.init.Keyring = "_ses.minictr-" + r.id
 	}
 	if r.init.Hostname == "" {
 		r.init.Hostname = stringid.Short(r.id)
@@ -156,6 +171,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		{"leasing the image", r.lease},
 		{"preparing the root filesystem from the image", r.prepareRoot},
 		{"creating cgroup", r.createCgroup},
+		{"compiling the seccomp profile", r.seccomp},
 		{"starting container init", r.startInit},
 		{"joining cgroup", r.joinCgroup},
 		{"recording the container's init", r.recordInit},
@@ -184,7 +200,8 @@ type run struct {
 	layout  *cgroups.Layout // the host's, read once
 	cg      cgroups.Cgroup
 	child   *namespaces.Child
-	started bool // the init exec'd the user's process
+	started bool            // the init exec'd the user's process
+	filter  <-chan compiled // the seccomp filter being compiled; nil: unconfined
 	undo    undo
 }
 

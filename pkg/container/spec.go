@@ -27,6 +27,14 @@ type Spec struct {
 	Privileged      bool     // all capabilities, no masked or read-only paths
 	CapAdd, CapDrop []string // changes to docker's default capabilities
 	Resources       cgroups.Resources
+	// Seccomp is the syscall filter: "" for docker's default profile,
+	// SeccompUnconfined for none, or a profile file in docker's JSON
+	// format. Privileged containers are unconfined, as in docker.
+	Seccomp string
+	// NoNewKeyring keeps the engine's session keyring for the container
+	// instead of a fresh one (runc's --no-new-keyring): a wall lowered,
+	// for tests and lessons that show what the fresh keyring stops.
+	NoNewKeyring bool
 }
 
 // Process is the program a container runs and its identity: what the user

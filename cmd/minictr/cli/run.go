@@ -20,26 +20,27 @@ import (
 
 // runFlags are the flags of `minictr run`, as docker spells them.
 type runFlags struct {
-	rootfs      string
-	pull        string
-	platform    string
-	entrypoint  string
-	hostname    string
-	memory      string
-	memorySwap  string
-	cpus        string
-	cpuShares   int64
-	pidsLimit   int64
-	env         []string
-	envFiles    []string
-	workdir     string
-	user        string
-	readOnly    bool
-	capAdd      []string
-	capDrop     []string
-	privileged  bool
-	securityOpt []string
-	rm          bool
+	rootfs       string
+	pull         string
+	platform     string
+	entrypoint   string
+	hostname     string
+	memory       string
+	memorySwap   string
+	cpus         string
+	cpuShares    int64
+	pidsLimit    int64
+	env          []string
+	envFiles     []string
+	workdir      string
+	user         string
+	readOnly     bool
+	capAdd       []string
+	capDrop      []string
+	privileged   bool
+	securityOpt  []string
+	rm           bool
+	noNewKeyring bool
 
 	entrypointSet bool // --entrypoint was given, perhaps as ""
 }
@@ -97,8 +98,10 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	fl.StringSliceVar(&f.capAdd, "cap-add", nil, "add Linux capabilities (or ALL)")
 	fl.StringSliceVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities (or ALL)")
-	fl.BoolVar(&f.privileged, "privileged", false, "give all capabilities and lift the masked and read-only paths")
-	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (no-new-privileges[=true|false])")
+	fl.BoolVar(&f.privileged, "privileged", false, "give all capabilities, lift the masked and read-only paths, no seccomp filter")
+	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options: no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json (docker's format)")
+	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep minictr's session keyring instead of a fresh one (runc's flag; lowers a wall)")
+	_ = fl.MarkHidden("no-new-keyring")
 	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always, until container lifecycle commands exist)")
 	// -h is --hostname, as in docker; help stays reachable as --help.
 	cmd.Flags().BoolP("help", "", false, "help for run")
@@ -126,7 +129,7 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	if err != nil {
 		return o, usageError{err}
 	}
-	noNewPrivs, err := parseSecurityOpts(f.securityOpt)
+	sec, err := parseSecurityOpts(f.securityOpt)
 	if err != nil {
 		return o, usageError{err}
 	}
@@ -137,7 +140,7 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 				Env:             env,
 				Workdir:         f.workdir,
 				User:            f.user,
-				NoNewPrivileges: noNewPrivs,
+				NoNewPrivileges: sec.noNewPrivs,
 			},
 			Rootfs:     f.rootfs,
 			Hostname:   f.hostname,
@@ -146,6 +149,10 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 			CapAdd:     f.capAdd,
 			CapDrop:    f.capDrop,
 			Resources:  res,
+			Seccomp:    sec.seccomp,
+			// A wall lowered, as runc's --no-new-keyring: for tests and
+			// lessons that show what the fresh keyring stops.
+			NoNewKeyring: f.noNewKeyring,
 		},
 		Root:    g.root,
 		RunRoot: g.runRoot,
@@ -315,19 +322,41 @@ func checkHostname(h string) error {
 	return nil
 }
 
-// parseSecurityOpts understands the one option this engine has so far.
-func parseSecurityOpts(opts []string) (noNewPrivs bool, err error) {
+// securityOpts are the --security-opt values this engine understands.
+type securityOpts struct {
+	noNewPrivs bool
+	seccomp    string // "" (the default profile), "unconfined" or a profile file
+}
+
+// parseSecurityOpts reads docker's spellings: no-new-privileges[=BOOL],
+// seccomp=unconfined, seccomp=builtin (the default) and seccomp=FILE.
+// The profile file is read by the engine, before anything is created.
+func parseSecurityOpts(opts []string) (securityOpts, error) {
+	var s securityOpts
 	for _, o := range opts {
 		key, val, hasVal := strings.Cut(o, "=")
-		if key != "no-new-privileges" {
-			return false, fmt.Errorf("invalid --security-opt %q: only no-new-privileges is supported", o)
-		}
-		noNewPrivs = true
-		if hasVal {
-			if noNewPrivs, err = strconv.ParseBool(val); err != nil {
-				return false, fmt.Errorf("invalid --security-opt %q: want true or false", o)
+		switch key {
+		case "no-new-privileges":
+			s.noNewPrivs = true
+			if hasVal {
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					return s, fmt.Errorf("invalid --security-opt %q: want true or false", o)
+				}
+				s.noNewPrivs = b
 			}
+		case "seccomp":
+			switch {
+			case val == "":
+				return s, fmt.Errorf("invalid --security-opt %q: want seccomp=unconfined or seccomp=PROFILE.json", o)
+			case val == "builtin":
+				s.seccomp = ""
+			default:
+				s.seccomp = val // "unconfined", or a file
+			}
+		default:
+			return s, fmt.Errorf("invalid --security-opt %q: want no-new-privileges or seccomp=unconfined|PROFILE.json", o)
 		}
 	}
-	return noNewPrivs, nil
+	return s, nil
 }
