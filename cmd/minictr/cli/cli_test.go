@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/internal/testenv"
 )
@@ -15,7 +19,45 @@ import (
 // the engine's re-execution of /proc/self/exe (with argv[0] "minictr")
 // reaches Main.
 func TestMain(m *testing.M) {
-	testenv.Main(m, map[string]func() int{"minictr": Main})
+	testenv.Main(m, map[string]func() int{"minictr": Main, "keyring-session": keyringSession})
+}
+
+// keyringSession is "keyring-session NAME COMMAND...": it joins a new
+// session keyring of its own (never the host's keyrings), adds a user key
+// NAME that only a possessor of the keyring may even see, and execs
+// COMMAND, which inherits that session keyring: a victim for the keyring
+// wall that harms nothing if the wall fails.
+func keyringSession() int {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: keyring-session NAME COMMAND...")
+		return 2
+	}
+	// A session keyring belongs to a thread's credentials: join, add and
+	// exec on one thread.
+	runtime.LockOSThread()
+	name := os.Args[1]
+	if _, err := unix.KeyctlJoinSessionKeyring(name + "-session"); err != nil {
+		fmt.Fprintln(os.Stderr, "keyctl join:", err)
+		return 1
+	}
+	id, err := unix.AddKey("user", name, []byte("secret"), unix.KEY_SPEC_SESSION_KEYRING)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "add_key:", err)
+		return 1
+	}
+	const possessorAll = 0x3f000000 // KEY_POS_ALL: nobody else may view it
+	if err := unix.KeyctlSetperm(id, possessorAll); err != nil {
+		fmt.Fprintln(os.Stderr, "keyctl setperm:", err)
+		return 1
+	}
+	path, err := exec.LookPath(os.Args[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	err = unix.Exec(path, os.Args[2:], os.Environ())
+	fmt.Fprintln(os.Stderr, "exec:", err)
+	return 1
 }
 
 func TestScripts(t *testing.T) {
