@@ -305,6 +305,17 @@ func (r *run) startInit() error {
 		cfg.ExtraFiles = []*os.File{r.o.TraceFile}
 		r.init.TraceFD = 4 // the first extra file, after the handshake socket
 	}
+	// The init is minictr until it execs the user's program: it runs from a
+	// handle that cannot be written, never from the host's file.
+	// (Its overlay's empty layer: in the run root, or in the temporary
+	// directory when the binary lives above the run root.)
+	empty := []string{filepath.Join(r.o.RunRoot, "exe-lower"), filepath.Join(os.TempDir(), "minictr-exe-lower")}
+	exe, err := namespaces.SealedExe("/proc/self/exe", empty, r.t)
+	if err != nil {
+		return err
+	}
+	defer exe.Close() // the child has its own
+	cfg.Exe = exe
 	// The init dies with the thread that started it (Pdeathsig), so that a
 	// killed engine never leaves a container behind: keep that thread ours
 	// until the container is gone (Run unlocks it). Not earlier: a locked

@@ -39,7 +39,11 @@ type IDMap struct{ ContainerID, HostID, Size int }
 
 // Config says what to re-execute and in which namespaces.
 type Config struct {
-	Path       string   // binary to re-execute; "" = /proc/self/exe
+	Path string // binary to re-execute; "" = /proc/self/exe
+	// Exe, when set, is the binary to re-execute as an open file (see
+	// SealedExe), instead of Path: the child runs it through
+	// /proc/self/fd, so that its /proc/PID/exe is this file.
+	Exe        *os.File
 	Args       []string // argv; Args[0] must be "minictr" (testscript dispatches on argv[0])
 	Env        []string // nil = this process's environment
 	Namespaces []Kind
@@ -110,6 +114,16 @@ func Start(cfg Config) (*Child, error) {
 	if path == "" {
 		path = "/proc/self/exe"
 	}
+	extra := append([]*os.File{childEnd}, cfg.ExtraFiles...)
+	shown := path // for --explain
+	if cfg.Exe != nil {
+		// The last of the child's descriptors: execve opens the file
+		// before it closes anything, and the init marks it close-on-exec
+		// with the rest before it execs the user's program.
+		path = fmt.Sprintf("/proc/self/fd/%d", initFD+len(extra))
+		extra = append(extra, cfg.Exe)
+		shown = cfg.Exe.Name()
+	}
 	env := cfg.Env
 	if env == nil {
 		env = os.Environ()
@@ -124,7 +138,7 @@ func Start(cfg Config) (*Child, error) {
 		Stdin:       cfg.Stdin,
 		Stdout:      cfg.Stdout,
 		Stderr:      cfg.Stderr,
-		ExtraFiles:  append([]*os.File{childEnd}, cfg.ExtraFiles...),
+		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
 	if cfg.NewProcessGroup {
@@ -137,7 +151,7 @@ func Start(cfg Config) (*Child, error) {
 		return nil, fmt.Errorf("starting init in new namespaces (%s): %w", FlagNames(kinds), err)
 	}
 	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, sock: parentEnd}
-	traceStart(t, c.Pid, path, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
+	traceStart(t, c.Pid, shown, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
 	return c, nil
 }
 
