@@ -42,9 +42,48 @@ type initSpec struct {
 	// Seccomp is the compiled filter (seccomp.Filter.MarshalBinary) to
 	// install before exec; empty for an unconfined container.
 	Seccomp []byte `json:"seccomp,omitempty"`
+	// Tty: make a terminal in the container's /dev/pts, its stdio.
+	Tty bool `json:"tty,omitempty"`
 	// Keyring names the fresh session keyring the init joins; "" keeps the
 	// engine's (NoNewKeyring).
 	Keyring string `json:"keyring,omitempty"`
+}
+
+// openTerminal makes a terminal in the container's own devpts, as runc
+// does for a console: a pair from /dev/ptmx, whose other end becomes the
+// init's controlling terminal (the init leads a session of its own,
+// namespaces.Config.NewSession) and its stdin, stdout and stderr. The
+// master goes to the engine, which copies it; `tty` in the container
+// prints /dev/pts/0, a terminal the host never had.
+func openTerminal(t trace.Tracer) (*os.File, error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: "/dev/ptmx", Err: err}
+	}
+	master := os.NewFile(uintptr(fd), "/dev/ptmx")
+	fail := func(err error) (*os.File, error) { master.Close(); return nil, err }
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		return fail(os.NewSyscallError("ioctl TIOCSPTLCK", err))
+	}
+	// TIOCGPTPEER opens the other end through the master, never through a
+	// path in /dev/pts that something could have replaced.
+	peer, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	if errno != 0 {
+		return fail(os.NewSyscallError("ioctl TIOCGPTPEER", errno))
+	}
+	slave := int(peer)
+	defer unix.Close(slave)
+	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
+		return fail(os.NewSyscallError("ioctl TIOCSCTTY", err))
+	}
+	for i := 0; i <= 2; i++ {
+		if err := unix.Dup3(slave, i, 0); err != nil {
+			return fail(os.NewSyscallError("dup3", err))
+		}
+	}
+	n, _ := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+	t.Step("tty", fmt.Sprintf("open /dev/ptmx, TIOCGPTPEER: /dev/pts/%d as the controlling terminal (TIOCSCTTY) and stdio; its master goes to the engine", n), "")
+	return master, nil
 }
 
 // filter decodes the compiled seccomp filter; nil for none.
@@ -138,6 +177,13 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	if err := joinSessionKeyring(s.Keyring, t); err != nil {
 		return 125, err
 	}
+	var master *os.File // -t: the terminal's, for the engine
+	if s.Tty {
+		if master, err = openTerminal(t); err != nil {
+			return 125, err
+		}
+		defer master.Close()
+	}
 
 	p := s.Process
 	user, err := privileges.LookupUser("/", p.User)
@@ -193,7 +239,11 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	}
 	// Last word with the engine, which sets the limits a Go init could not
 	// live under (pids) while we wait.
-	if err := rep.Ready(); err != nil {
+	var send []*os.File
+	if master != nil {
+		send = append(send, master)
+	}
+	if err := rep.Ready(send...); err != nil {
 		return 125, err
 	}
 	if filter != nil && !early {

@@ -202,6 +202,7 @@ type run struct {
 	child   *namespaces.Child
 	started bool            // the init exec'd the user's process
 	filter  <-chan compiled // the seccomp filter being compiled; nil: unconfined
+	streams *streams        // the container's stdio
 	undo    undo
 }
 
@@ -289,18 +290,27 @@ func (r *run) createCgroup() error {
 // startInit re-executes minictr as the container's init in new namespaces;
 // it waits on the handshake socket until released.
 func (r *run) startInit() error {
-	term := foregroundTerminal(r.o.Stdin)
-	cfg := namespaces.Config{
-		Args:            []string{"minictr", initArg},
-		Env:             []string{"PATH=" + DefaultPath, initEnv},
-		Namespaces:      Namespaces,
-		Stdin:           r.o.Stdin,
-		Stdout:          r.o.Stdout,
-		Stderr:          r.o.Stderr,
-		Tracer:          r.t,
-		NewProcessGroup: true,
-		Foreground:      term != nil,
+	s, err := newStreams(&r.o)
+	if err != nil {
+		return err
 	}
+	r.streams = s
+	r.undo.push(func() error { s.finish(); return nil })
+	cfg := namespaces.Config{
+		Args:       []string{"minictr", initArg},
+		Env:        []string{"PATH=" + DefaultPath, initEnv},
+		Namespaces: Namespaces,
+		Tracer:     r.t,
+		// Pipes, never the engine's own files; a session of its own, so
+		// that the engine's terminal is not its controlling terminal.
+		NewSession: true,
+	}
+	// (A nil *os.File in an interface is not a nil io.Reader.)
+	if s.init[0] != nil {
+		cfg.Stdin = s.init[0]
+	}
+	cfg.Stdout, cfg.Stderr = s.init[1], s.init[2]
+	r.init.Tty = r.o.Spec.Tty
 	if r.o.TraceFile != nil {
 		cfg.ExtraFiles = []*os.File{r.o.TraceFile}
 		r.init.TraceFD = 4 // the first extra file, after the handshake socket
@@ -326,9 +336,7 @@ func (r *run) startInit() error {
 		return err
 	}
 	r.child = child
-	if term != nil {
-		r.undo.push(func() error { return takeTerminalBack(term) })
-	}
+	s.started()
 	r.undo.push(func() error {
 		if !r.started {
 			_ = child.Signal(syscall.SIGKILL)
@@ -366,6 +374,11 @@ func (r *run) release() error {
 	r.t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
 	pids := r.o.Spec.Resources.PidsLimit
 	lastLimits := func() error {
+		if r.o.Spec.Tty {
+			if err := r.streams.attachTerminal(r.child.Files(), r.t); err != nil {
+				return &StartError{Code: 125, Err: fmt.Errorf("attaching the container's terminal: %w", err)}
+			}
+		}
 		if pids == 0 {
 			return nil
 		}
@@ -384,7 +397,8 @@ func (r *run) release() error {
 // wait forwards signals until the container's process ends and turns its
 // ending into Run's result.
 func (r *run) wait(ctx context.Context) error {
-	status, err := waitForwarding(ctx, r.child, r.o.Signals)
+	status, err := waitForwarding(ctx, r.child, r.o.Signals, r.streams)
+	r.streams.finish() // the rest of its output, before the exit status
 	if err != nil {
 		return fmt.Errorf("waiting for container: %w", err)
 	}
@@ -448,7 +462,9 @@ func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() 
 
 // waitForwarding waits for the child, passing on the signals minictr gets
 // and killing it when ctx is done.
-func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os.Signal) (syscall.WaitStatus, error) {
+// With a terminal, a SIGWINCH is not forwarded: the container's terminal
+// takes the new size, and its kernel signals the container's foreground.
+func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os.Signal, s *streams) (syscall.WaitStatus, error) {
 	type result struct {
 		ws  syscall.WaitStatus
 		err error
@@ -463,6 +479,10 @@ func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os
 		case r := <-done:
 			return r.ws, r.err
 		case sig := <-sigs:
+			if sig == syscall.SIGWINCH && s != nil && s.master != nil {
+				s.resize()
+				continue
+			}
 			_ = child.Signal(sig)
 		case <-ctx.Done():
 			_ = child.Signal(syscall.SIGKILL)

@@ -118,9 +118,14 @@ func (r *Reporter) Fail(code int, err error) {
 // pids limit there, which a Go init still starting threads could not live
 // with earlier (runc writes its cgroup limits at the same point, which it
 // calls procReady). An error means the parent refused, or is gone.
-func (r *Reporter) Ready() error {
+//
+// files, if any, travel with the message (SCM_RIGHTS, unix(7)): the
+// parent's Child.Files returns them, e.g. the master of a terminal the
+// child made inside its own /dev/pts. The child may close its copies once
+// Ready returns.
+func (r *Reporter) Ready(files ...*os.File) error {
 	data, _ := json.Marshal(answer{Ready: true})
-	if err := writeFrame(r.sock, data); err != nil {
+	if err := sendFrame(r.sock, data, files); err != nil {
 		return fmt.Errorf("telling the parent set-up is done: %w", err)
 	}
 	var goAhead [1]byte
@@ -128,6 +133,94 @@ func (r *Reporter) Ready() error {
 		return fmt.Errorf("waiting for the parent's go-ahead: %w", err)
 	}
 	return nil
+}
+
+// sendFrame writes one frame, with files attached to its first byte.
+func sendFrame(sock *os.File, payload []byte, files []*os.File) error {
+	if len(files) == 0 {
+		return writeFrame(sock, payload)
+	}
+	if len(files) > maxFiles {
+		return fmt.Errorf("%d files to pass, at most %d", len(files), maxFiles)
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	frame := make([]byte, 4+len(payload))
+	binary.BigEndian.PutUint32(frame, uint32(len(payload)))
+	copy(frame[4:], payload)
+	n, err := unix.SendmsgN(int(sock.Fd()), frame, unix.UnixRights(fds...), nil, 0)
+	if err != nil {
+		return os.NewSyscallError("sendmsg", err)
+	}
+	// The files went with the first byte; the rest is a plain write.
+	_, err = sock.Write(frame[n:])
+	return err
+}
+
+// maxFiles bounds the files a frame may carry.
+const maxFiles = 4
+
+// readFrameFiles reads one frame and the files attached to it, which are
+// close-on-exec in this process.
+func readFrameFiles(sock *os.File) ([]byte, []*os.File, error) {
+	var size [4]byte
+	oob := make([]byte, unix.CmsgSpace(4*maxFiles))
+	var n, oobn int
+	var err error
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(int(sock.Fd()), size[:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, os.NewSyscallError("recvmsg", err)
+	}
+	files, err := parseRights(oob[:oobn])
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) ([]byte, []*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	if n == 0 {
+		return fail(io.EOF)
+	}
+	if _, err := io.ReadFull(sock, size[n:]); err != nil {
+		return fail(err)
+	}
+	length := binary.BigEndian.Uint32(size[:])
+	if length > maxPayload {
+		return fail(fmt.Errorf("payload of %d bytes is over the %d limit", length, maxPayload))
+	}
+	payload := make([]byte, length)
+	if _, err := io.ReadFull(sock, payload); err != nil {
+		return fail(err)
+	}
+	return payload, files, nil
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, os.NewSyscallError("parsing SCM_RIGHTS", err)
+	}
+	var files []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "from-init"))
+		}
+	}
+	return files, nil
 }
 
 // answer is a message from the child: "ready", or the error that stopped

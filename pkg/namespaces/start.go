@@ -53,6 +53,11 @@ type Config struct {
 	Stdout, Stderr           io.Writer
 	ExtraFiles               []*os.File // appear in the child as fd 4, 5, ... (fd 3 is the handshake socket)
 	Tracer                   trace.Tracer
+	// NewSession puts the child in a session of its own (setsid(2)) with
+	// no controlling terminal: nothing it does reaches the caller's
+	// terminal (TIOCSTI, /dev/tty), and the caller's Ctrl-C reaches it
+	// only as the caller forwards it. It excludes NewProcessGroup.
+	NewSession bool
 	// NewProcessGroup puts the child in a process group of its own, so
 	// that signals for the caller's group (a Ctrl-C, a shell's kill -INT
 	// -PGID) reach it once, through the caller, not twice.
@@ -70,6 +75,8 @@ type Child struct {
 
 	cmd  *exec.Cmd
 	sock *os.File // the parent's end of the handshake socket
+
+	files []*os.File // sent with Ready
 
 	waitOnce sync.Once
 	status   syscall.WaitStatus
@@ -141,7 +148,9 @@ func Start(cfg Config) (*Child, error) {
 		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
-	if cfg.NewProcessGroup {
+	if cfg.NewSession {
+		attr.Setsid = true
+	} else if cfg.NewProcessGroup {
 		attr.Setpgid = true
 		attr.Foreground = cfg.Foreground
 		attr.Ctty = 0 // the child's stdin
@@ -260,7 +269,8 @@ func (c *Child) Release(payload []byte, ready func() error) error {
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
-	msg, err := readFrame(c.sock)
+	msg, files, err := readFrameFiles(c.sock)
+	c.files = files
 	if errors.Is(err, io.EOF) {
 		// A child that dies is already exiting when its socket closes, so
 		// the kill changes nothing of its status; one that exec'd without
@@ -326,6 +336,10 @@ func describe(s syscall.WaitStatus) string {
 	}
 	return fmt.Sprintf("exit status %d", s.ExitStatus())
 }
+
+// Files returns the files the child sent with Ready (Reporter.Ready),
+// once Release has read it (from inside ready on): the caller owns them.
+func (c *Child) Files() []*os.File { return c.files }
 
 // Signal sends sig to the child.
 func (c *Child) Signal(sig os.Signal) error {

@@ -40,6 +40,8 @@ type runFlags struct {
 	privileged   bool
 	securityOpt  []string
 	rm           bool
+	interactive  bool
+	tty          bool
 	noNewKeyring bool
 
 	entrypointSet bool // --entrypoint was given, perhaps as ""
@@ -102,6 +104,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options: no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json (docker's format)")
 	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep minictr's session keyring instead of a fresh one (runc's flag; lowers a wall)")
 	_ = fl.MarkHidden("no-new-keyring")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container minictr's stdin (without it: /dev/null)")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "give the container a terminal of its own (in raw mode with -i)")
 	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always, until container lifecycle commands exist)")
 	// -h is --hostname, as in docker; help stays reachable as --help.
 	cmd.Flags().BoolP("help", "", false, "help for run")
@@ -133,6 +137,12 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	if err != nil {
 		return o, usageError{err}
 	}
+	if f.tty && f.interactive {
+		// Docker's check: keystrokes for a terminal must come from one.
+		if in, ok := g.stdin.(*os.File); !ok || !container.IsTerminal(in) {
+			return o, usageError{errors.New("the input device is not a TTY")}
+		}
+	}
 	o = container.RunOptions{
 		Spec: container.Spec{
 			Process: container.Process{
@@ -150,6 +160,8 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 			CapDrop:    f.capDrop,
 			Resources:  res,
 			Seccomp:    sec.seccomp,
+			OpenStdin:  f.interactive,
+			Tty:        f.tty,
 			// A wall lowered, as runc's --no-new-keyring: for tests and
 			// lessons that show what the fresh keyring stops.
 			NoNewKeyring: f.noNewKeyring,
