@@ -1,0 +1,300 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/testenv"
+)
+
+// The stdio wall: a container never holds the engine's own files or
+// terminal. These tests give minictr files and a terminal of their own
+// (a pty pair from /dev/ptmx, never the real terminal) as its stdio.
+
+// wallsEnv skips without root or busybox and returns a busybox root.
+func wallsEnv(t *testing.T) string {
+	t.Helper()
+	testenv.SkipIfNotRoot(t)
+	if err := testenv.StaticBusybox(); err != nil {
+		t.Skip(err)
+	}
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if err := testenv.BusyboxRootfs(rootfs); err != nil {
+		t.Fatal(err)
+	}
+	return rootfs
+}
+
+// minictr runs this test binary as minictr (TestMain dispatches on
+// argv[0]) with the given stdio, and returns its exit status.
+func minictr(t *testing.T, stdin, stdout, stderr *os.File, args ...string) *exec.Cmd {
+	t.Helper()
+	state := t.TempDir()
+	cmd := &exec.Cmd{
+		Path:   os.Args[0],
+		Args:   append([]string{"minictr"}, args...),
+		Env:    append(os.Environ(), "MINICTR_ROOT="+state+"/root", "MINICTR_RUN_ROOT="+state+"/run"),
+		Stdin:  stdin,
+		Stdout: stdout,
+		Stderr: stderr,
+	}
+	return cmd
+}
+
+func runStatus(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// newPty returns the two ends of a new terminal of the test's own.
+func newPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	s := os.NewFile(fd, "pts")
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// readAll reads the master until the terminal has no other end open (EIO)
+// or the deadline.
+func readAll(master *os.File, within time.Duration) string {
+	out := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		_, _ = io.Copy(&b, master)
+		out <- b.Bytes()
+	}()
+	select {
+	case b := <-out:
+		return string(b)
+	case <-time.After(within):
+		master.Close()
+		return string(<-out) + "[timed out]"
+	}
+}
+
+// TestRunTTY: -t gives the container a terminal of its own, in its own
+// /dev/pts, with the size of the user's; the exit status is unchanged.
+func TestRunTTY(t *testing.T) {
+	rootfs := wallsEnv(t)
+	master, slave := newPty(t)
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 97}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := minictr(t, slave, slave, slave, "run", "-t", "--rootfs", rootfs, "--",
+		"sh", "-c", "tty; stty size; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-terminal; exit 3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out := readAll(master, 30*time.Second)
+	if code := runStatus(t, cmd.Wait()); code != 3 {
+		t.Errorf("exit status %d, want 3; output %q", code, out)
+	}
+	for _, want := range []string{"/dev/pts/0\r", "33 97\r", "all-terminal\r"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+}
+
+// TestRunInteractiveTTY: -it takes the keystrokes through the container's
+// terminal (its line discipline edits and echoes), with the user's
+// terminal in raw mode meanwhile and back in its mode afterwards.
+func TestRunInteractiveTTY(t *testing.T) {
+	rootfs := wallsEnv(t)
+	master, slave := newPty(t)
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := minictr(t, slave, slave, slave, "run", "-it", "--rootfs", rootfs, "--",
+		"sh", "-c", "read line; echo got:$line; exit 4")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Typed before the container reads: the terminals buffer it.
+	if _, err := master.Write([]byte("typed\n")); err != nil {
+		t.Fatal(err)
+	}
+	outc := make(chan string, 1)
+	go func() { outc <- readAll(master, 30*time.Second) }()
+	code := runStatus(t, cmd.Wait())
+	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out := <-outc
+	if code != 4 {
+		t.Errorf("exit status %d, want 4; output %q", code, out)
+	}
+	if !strings.Contains(out, "got:typed\r") {
+		t.Errorf("output %q lacks the line read through the container's terminal", out)
+	}
+	if after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
+		t.Errorf("the user's terminal was not restored: lflag %#x, want %#x", after.Lflag, before.Lflag)
+	}
+}
+
+// TestRunNoTTYWithoutT: given the test's terminal as stdio, a container
+// without -t holds no terminal (no fd is one, /dev/tty is ENXIO: no
+// controlling terminal), so TIOCSTI has nothing to push keystrokes into;
+// its stdio are /dev/null and pipes. The positive control: a process given
+// the same stdio directly holds the terminal on all three.
+func TestRunNoTTYWithoutT(t *testing.T) {
+	rootfs := wallsEnv(t)
+	probe := `for fd in 0 1 2; do [ -t $fd ] && echo terminal-on-$fd; done; for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; cat /dev/tty`
+	for _, tc := range []struct {
+		flags []string
+		stdin string
+	}{
+		{nil, "/dev/null"},
+		{[]string{"-i"}, "pipe:"},
+	} {
+		master, slave := newPty(t)
+		cmd := minictr(t, slave, slave, slave, append(append([]string{"run"}, tc.flags...), "--rootfs", rootfs, "--", "sh", "-c", probe)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		out := readAll(master, 30*time.Second)
+		_ = cmd.Wait()
+		if strings.Contains(out, "terminal-on-") {
+			t.Errorf("%v: the container holds a terminal: %q", tc.flags, out)
+		}
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(tc.stdin) + `.*\r\npipe:\[\d+\]\r\npipe:\[\d+\]\r$`).MatchString(out) {
+			t.Errorf("%v: stdio %q, want %s and two pipes", tc.flags, out, tc.stdin)
+		}
+		if !strings.Contains(out, "can't open '/dev/tty': No such device or address") {
+			t.Errorf("%v: /dev/tty: %q, want ENXIO (no controlling terminal)", tc.flags, out)
+		}
+	}
+
+	master, slave := newPty(t)
+	direct := exec.Command("sh", "-c", `for fd in 0 1 2; do [ -t $fd ] && echo terminal-on-$fd; done`)
+	direct.Stdin, direct.Stdout, direct.Stderr = slave, slave, slave
+	direct.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := direct.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out := readAll(master, 10*time.Second)
+	_ = direct.Wait()
+	if !strings.Contains(out, "terminal-on-0\r\nterminal-on-1\r\nterminal-on-2") {
+		t.Errorf("positive control: a process given the terminal directly: %q", out)
+	}
+}
+
+// TestRunStdioFilesOutOfReach: the attack reopens its stdio through
+// /proc/self/fd (which opens the file anew, with any mode) to write the
+// file minictr read from, and to truncate the logs it writes to. Through
+// the engine's pipes it reaches none of them. The positive control: the
+// same shell given the files directly rewrites all three.
+func TestRunStdioFilesOutOfReach(t *testing.T) {
+	rootfs := wallsEnv(t)
+	attack := `echo x > /proc/self/fd/0; echo y > /proc/self/fd/1; echo z > /proc/self/fd/2`
+	open := func(dir string) (in, out, errf *os.File) {
+		for name, content := range map[string]string{"in": "the host's file\n", "out": "log\n", "err": "log\n"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var err error
+		if in, err = os.Open(filepath.Join(dir, "in")); err != nil { // read-only
+			t.Fatal(err)
+		}
+		flags := os.O_WRONLY | os.O_APPEND
+		if out, err = os.OpenFile(filepath.Join(dir, "out"), flags, 0); err != nil {
+			t.Fatal(err)
+		}
+		if errf, err = os.OpenFile(filepath.Join(dir, "err"), flags, 0); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { in.Close(); out.Close(); errf.Close() })
+		return in, out, errf
+	}
+	read := func(dir, name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	for _, flags := range [][]string{nil, {"-i"}} {
+		dir := t.TempDir()
+		in, out, errf := open(dir)
+		cmd := minictr(t, in, out, errf, append(append([]string{"run"}, flags...), "--rootfs", rootfs, "--", "sh", "-c", attack)...)
+		if code := runStatus(t, cmd.Run()); code != 0 {
+			t.Fatalf("%v: exit status %d: %s", flags, code, read(dir, "err"))
+		}
+		if got := read(dir, "in"); got != "the host's file\n" {
+			t.Errorf("%v: the host's input file became %q", flags, got)
+		}
+		// The container's writes arrive, appended by the engine's copy.
+		if got := read(dir, "out"); got != "log\ny\n" {
+			t.Errorf("%v: stdout log %q, want %q", flags, got, "log\ny\n")
+		}
+		if got := read(dir, "err"); got != "log\nz\n" {
+			t.Errorf("%v: stderr log %q, want %q", flags, got, "log\nz\n")
+		}
+	}
+
+	dir := t.TempDir()
+	in, out, errf := open(dir)
+	direct := exec.Command("sh", "-c", attack)
+	direct.Stdin, direct.Stdout, direct.Stderr = in, out, errf
+	if err := direct.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if read(dir, "in") != "x\n" || read(dir, "out") != "y\n" || read(dir, "err") != "z\n" {
+		t.Errorf("positive control: given directly, the files became %q, %q, %q", read(dir, "in"), read(dir, "out"), read(dir, "err"))
+	}
+}
+
+// TestRunInteractiveNeedsTerminal: -it with a stdin that is no terminal
+// is docker's error, before anything starts; -t alone works.
+func TestRunInteractiveNeedsTerminal(t *testing.T) {
+	rootfs := wallsEnv(t)
+	var stderr bytes.Buffer
+	cmd := minictr(t, nil, nil, nil, "run", "-it", "--rootfs", rootfs, "--", "true")
+	cmd.Stderr = &stderr
+	if code := runStatus(t, cmd.Run()); code != 125 || stderr.String() != "minictr: the input device is not a TTY\n" {
+		t.Errorf("-it without a terminal: status %d, %q", code, stderr.String())
+	}
+	var stdout bytes.Buffer
+	cmd = minictr(t, nil, nil, nil, "run", "-t", "--rootfs", rootfs, "--", "sh", "-c", "tty; exit 5")
+	cmd.Stdout = &stdout
+	if code := runStatus(t, cmd.Run()); code != 5 || stdout.String() != "/dev/pts/0\r\n" {
+		t.Errorf("-t without a terminal: status %d, output %q", code, stdout.String())
+	}
+}
