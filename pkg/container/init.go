@@ -98,6 +98,10 @@ func (s *initSpec) filter() (*seccomp.Filter, error) {
 	return &f, nil
 }
 
+// keyPossessorAll is KEY_POS_ALL: every right for the keyring's
+// possessors, none for anyone else (keyctl_setperm(3)).
+const keyPossessorAll = 0x3f000000
+
 // joinSessionKeyring gives the container a session keyring of its own, as
 // runc does. Keyrings are not namespaced: a process that inherits the
 // engine's session keyring possesses it, so it could read the keys in it
@@ -112,7 +116,7 @@ func joinSessionKeyring(name string, t trace.Tracer) error {
 	if name == "" {
 		return nil
 	}
-	_, err := unix.KeyctlJoinSessionKeyring(name)
+	id, err := unix.KeyctlJoinSessionKeyring(name)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 		t.Step("keyring", fmt.Sprintf("no session keyring of its own: keyctl: %v", err), "")
 		return nil
@@ -120,7 +124,14 @@ func joinSessionKeyring(name string, t trace.Tracer) error {
 	if err != nil {
 		return os.NewSyscallError("keyctl KEYCTL_JOIN_SESSION_KEYRING", err)
 	}
-	t.Step("keyring", fmt.Sprintf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q): a new, empty session keyring", name), "keyctl session "+name)
+	// A new keyring lets every process of its uid view, list and link it:
+	// root in any other container could. Only its possessors may now,
+	// the processes of this container, whatever uid they switch to.
+	if err := unix.KeyctlSetperm(id, keyPossessorAll); err != nil {
+		return os.NewSyscallError("keyctl KEYCTL_SETPERM", err)
+	}
+	t.Step("keyring", fmt.Sprintf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q): a new, empty session keyring, for its possessors only", name),
+		fmt.Sprintf("keyctl session %s  # then: keyctl setperm @s %#x", name, keyPossessorAll))
 	return nil
 }
 
