@@ -128,14 +128,15 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if r.layout, err = cgroupLayout(r.t); err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
-	profile, confined, err := o.Spec.seccompProfile()
+	profile, source, confined, err := o.Spec.seccompProfile()
 	if err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
 	if confined {
 		// Without no_new_privs the init installs the filter while it is
 		// still privileged, so the calls that drop privileges must pass.
-		r.filter = compileSeccomp(profile, profileName(o.Spec.Seccomp), process.Capabilities, !process.NoNewPrivileges)
+		r.filter = compileSeccomp(profile, source, profileName(o.Spec.Seccomp), process.Capabilities,
+			!process.NoNewPrivileges, filepath.Join(o.RunRoot, "seccomp"))
 	}
 	r.init = initSpec{
 		Process:    process,

@@ -1,10 +1,15 @@
 package container
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
+	"os"
+	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/internal/atomicfile"
 	"github.com/minictr/minictr/pkg/seccomp"
 )
 
@@ -17,22 +22,21 @@ const SeccompUnconfined = "unconfined"
 // --privileged always means unconfined), nil and true for the default,
 // which the compiler loads itself so that its parsing overlaps the start.
 // A profile file is read and checked here, before anything exists.
-func (s *Spec) seccompProfile() (p *seccomp.Profile, confined bool, err error) {
+func (s *Spec) seccompProfile() (p *seccomp.Profile, source []byte, confined bool, err error) {
 	switch {
 	case s.Privileged || s.Seccomp == SeccompUnconfined:
-		return nil, false, nil
+		return nil, nil, false, nil
 	case s.Seccomp == "":
-		return nil, true, nil
+		return nil, nil, true, nil
 	}
-	p, err = seccomp.Load(s.Seccomp)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return nil, false, fmt.Errorf("%w: seccomp profile: %w", ErrInvalidSpec, err)
+	data, err := os.ReadFile(s.Seccomp)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("%w: seccomp profile: %w", ErrInvalidSpec, err)
 	}
-	if err != nil { // it names the file and says "seccomp profile"
-		return nil, false, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	if p, err = seccomp.Parse(data); err != nil { // it says "seccomp profile"
+		return nil, nil, false, fmt.Errorf("%w: %s: %w", ErrInvalidSpec, s.Seccomp, err)
 	}
-	return p, true, nil
+	return p, data, true, nil
 }
 
 // profileName names a Spec.Seccomp value in messages.
@@ -47,18 +51,35 @@ func profileName(file string) string {
 type compiled struct {
 	program []byte // the filter, as MarshalBinary encodes it for the init
 	length  int    // its instructions
+	cache   string // the file it is kept in
+	cached  bool   // read from there, not compiled
 	err     error
 }
 
-// compileSeccomp compiles the profile (nil: the default) for the
-// capabilities the container keeps, in a goroutine: the engine's next
-// steps (state record, snapshot, cgroup) run meanwhile, and the init only
-// has to install the result. The channel delivers once.
-func compileSeccomp(p *seccomp.Profile, name string, caps []string, earlyInstall bool) <-chan compiled {
+// compileSeccomp compiles the profile (nil: the default; source is the
+// file's content) for the capabilities the container keeps, in a
+// goroutine: the engine's next steps (state record, snapshot, cgroup) run
+// meanwhile, and the init only has to install the result. The channel
+// delivers once.
+//
+// A compiled filter that passed checkInitCalls is kept in cacheDir, named
+// after everything it depends on (filterKey): a later start with the same
+// profile and capabilities reads 3 KB instead of parsing and compiling,
+// about 0.7 ms of CPU.
+func compileSeccomp(p *seccomp.Profile, source []byte, name string, caps []string, earlyInstall bool, cacheDir string) <-chan compiled {
 	out := make(chan compiled, 1)
 	go func() {
 		var c compiled
 		defer func() { out <- c }()
+		cache := ""
+		if key, err := filterKey(source, caps, earlyInstall); err == nil {
+			cache = filepath.Join(cacheDir, key)
+			var f seccomp.Filter
+			if data, err := os.ReadFile(cache); err == nil && f.UnmarshalBinary(data) == nil {
+				c.program, c.length, c.cache, c.cached = data, len(f.Program), cache, true
+				return
+			}
+		}
 		if p == nil {
 			if p, c.err = seccomp.Default(); c.err != nil {
 				return
@@ -74,8 +95,35 @@ func compileSeccomp(p *seccomp.Profile, name string, caps []string, earlyInstall
 		}
 		c.program, c.err = f.MarshalBinary()
 		c.length = len(f.Program)
+		if c.err == nil && cache != "" && os.MkdirAll(cacheDir, 0o700) == nil &&
+			atomicfile.Write(cache, c.program, 0o600) == nil { // a cache: without it, compile again
+			c.cache = cache
+		}
 	}()
 	return out
+}
+
+// filterKey names a compiled filter after what it is compiled from: the
+// profile (a file's content; for the default, this very binary, which
+// embeds it), the capabilities, the running kernel (rules name a minimum
+// kernel) and the architecture, and the init's order (checkInitCalls).
+func filterKey(source []byte, caps []string, earlyInstall bool) (string, error) {
+	h := sha256.New()
+	if source == nil {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/exe", &st); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "default profile of the binary %d:%d size %d mtime %d.%d\n", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	} else {
+		fmt.Fprintf(h, "profile %x\n", sha256.Sum256(source))
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "caps %q\nkernel %s\narch %s\nearly %t\n", caps, unix.ByteSliceToString(u.Release[:]), seccomp.Native, earlyInstall)
+	return fmt.Sprintf("%x.bpf", h.Sum(nil)), nil
 }
 
 // initCalls are the syscalls the init still makes once its filter is
@@ -129,6 +177,13 @@ func (r *run) seccomp() error {
 		return &StartError{Code: 125, Err: spec}
 	}
 	r.init.Seccomp = c.program
-	r.t.Step("seccomp", fmt.Sprintf("compiled %s for this container's capabilities: %d BPF instructions, for the init to install", profileName(r.o.Spec.Seccomp), c.length), "")
+	how := fmt.Sprintf("compiled %s for this container's capabilities: %d BPF instructions, for the init to install", profileName(r.o.Spec.Seccomp), c.length)
+	switch {
+	case c.cached:
+		how = fmt.Sprintf("%s for this container's capabilities, compiled by an earlier start: %d BPF instructions read from %s, for the init to install", profileName(r.o.Spec.Seccomp), c.length, c.cache)
+	case c.cache != "":
+		how += " (kept in " + c.cache + ")"
+	}
+	r.t.Step("seccomp", how, "")
 	return nil
 }
