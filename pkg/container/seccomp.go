@@ -134,7 +134,7 @@ func filterKey(source []byte, caps []string, earlyInstall bool) (string, error) 
 var initCalls = []string{
 	"execve", "write", "close", "exit_group", "exit", "futex", "nanosleep",
 	"sched_yield", "rt_sigreturn", "rt_sigprocmask", "mmap", "munmap", "madvise",
-	"tgkill", "getpid", "gettid",
+	"tgkill", "getpid", "gettid", "clone",
 }
 
 // privilegeCalls are the calls that drop privileges (privileges.Apply and
@@ -151,7 +151,13 @@ func checkInitCalls(f *seccomp.Filter, name string, earlyInstall bool) error {
 		calls = append(calls[:len(calls):len(calls)], privilegeCalls...)
 	}
 	for _, call := range calls {
-		act, _, err := f.Evaluate(seccomp.Native, call)
+		var args []uint64
+		if call == "clone" {
+			// A new thread of the Go runtime, which may start one at any
+			// time (runtime/os_linux.go's cloneFlags).
+			args = []uint64{unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_SYSVSEM | unix.CLONE_THREAD}
+		}
+		act, _, err := f.Evaluate(seccomp.Native, call, args...)
 		if err != nil {
 			return err
 		}
