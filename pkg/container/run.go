@@ -372,6 +372,9 @@ func (r *run) release() error {
 	if err != nil {
 		return err
 	}
+	if testHookBeforeRelease != nil {
+		testHookBeforeRelease(r.child.Pid)
+	}
 	r.t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
 	pids := r.o.Spec.Resources.PidsLimit
 	lastLimits := func() error {
@@ -394,6 +397,10 @@ func (r *run) release() error {
 	r.started = true
 	return nil
 }
+
+// testHookBeforeRelease, set by tests only, runs while the init waits to
+// be released: still minictr, blocked, as it is during any set-up.
+var testHookBeforeRelease func(initPid int)
 
 // wait forwards signals until the container's process ends and turns its
 // ending into Run's result.
