@@ -298,3 +298,126 @@ func TestRunInteractiveNeedsTerminal(t *testing.T) {
 		t.Errorf("-t without a terminal: status %d, output %q", code, stdout.String())
 	}
 }
+
+// tiocstiSource is a program that tries TIOCSTI, the ioctl that pushes
+// bytes into a terminal's input as if typed, on fds 0, 1, 2 and on
+// /dev/tty, and prints what each attempt gave.
+const tiocstiSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+func try(fd uintptr) string {
+	for _, c := range []byte("echo INJECTED\n") {
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCSTI, uintptr(unsafe.Pointer(&c))); e != 0 {
+			return e.Error()
+		}
+	}
+	return "pushed"
+}
+
+func main() {
+	for fd := uintptr(0); fd <= 2; fd++ {
+		fmt.Printf("fd %d: %s\n", fd, try(fd))
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		fmt.Printf("/dev/tty: %v\n", err.(*os.PathError).Err)
+		return
+	}
+	fmt.Printf("/dev/tty: %s\n", try(tty.Fd()))
+}
+`
+
+// buildTIOCSTI compiles tiocstiSource, static, into dir/tiocsti.
+func buildTIOCSTI(t *testing.T, dir string) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go command to build the TIOCSTI program")
+	}
+	src := filepath.Join(t.TempDir(), "main.go")
+	if err := os.WriteFile(src, []byte(tiocstiSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "tiocsti")
+	cmd := exec.Command(gobin, "build", "-o", out, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GO111MODULE=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the TIOCSTI program: %v\n%s", err, b)
+	}
+	return out
+}
+
+// typedInto returns what sits in the input queue of the terminal whose
+// other end is slave: what a shell reading it would run.
+func typedInto(t *testing.T, slave *os.File) string {
+	t.Helper()
+	fd := int(slave.Fd())
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		return ""
+	}
+	b := make([]byte, n)
+	n, _ = unix.Read(fd, b)
+	return string(b[:max(n, 0)])
+}
+
+// TestRunTIOCSTI: a container given the test's terminal as minictr's
+// stdio pushes nothing into it: without -t it holds no terminal (ENOTTY on
+// /dev/null and the pipes, ENXIO for /dev/tty: no controlling terminal);
+// with -t its TIOCSTI lands in its own terminal. The positive control: the
+// same program given the terminal directly pushes a command into it.
+func TestRunTIOCSTI(t *testing.T) {
+	rootfs := wallsEnv(t)
+	prog := buildTIOCSTI(t, rootfs)
+
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "fd 0: inappropriate ioctl for device\r\nfd 1: inappropriate ioctl for device\r\nfd 2: inappropriate ioctl for device\r\n/dev/tty: no such device or address\r\n"},
+		{[]string{"-i"}, "fd 0: inappropriate ioctl for device\r\nfd 1: inappropriate ioctl for device\r\nfd 2: inappropriate ioctl for device\r\n/dev/tty: no such device or address\r\n"},
+		// Its own terminal: what it pushes, it reads back itself.
+		{[]string{"-t"}, "fd 0: pushed\r\r\n"},
+	} {
+		master, slave := newPty(t)
+		args := append(append([]string{"run"}, tc.flags...), "--rootfs", rootfs, "--", "/tiocsti")
+		cmd := minictr(t, slave, slave, slave, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		outc := make(chan string, 1)
+		go func() { outc <- readAll(master, 30*time.Second) }()
+		if code := runStatus(t, cmd.Wait()); code != 0 {
+			t.Errorf("%v: exit status %d", tc.flags, code)
+		}
+		typed := typedInto(t, slave)
+		slave.Close()
+		out := <-outc
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("%v: the container's attempts: %q, want %q", tc.flags, out, tc.want)
+		}
+		if typed != "" {
+			t.Errorf("%v: the container typed %q into the test's terminal", tc.flags, typed)
+		}
+	}
+
+	master, slave := newPty(t)
+	defer master.Close()
+	direct := exec.Command(prog)
+	direct.Stdin, direct.Stdout, direct.Stderr = slave, slave, slave
+	if err := direct.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if typed := typedInto(t, slave); !strings.Contains(typed, "echo INJECTED\n") {
+		t.Errorf("positive control: given the terminal directly, the program typed %q", typed)
+	}
+}
