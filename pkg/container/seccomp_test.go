@@ -62,3 +62,28 @@ func TestCompileSeccompCache(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSeccompFilter is the engine's share of the seccomp wall: a
+// compile (first start) and a read of the kept filter (every other one).
+func BenchmarkSeccompFilter(b *testing.B) {
+	caps, err := privileges.Capabilities(nil, nil, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("compile", func(b *testing.B) {
+		for b.Loop() {
+			if c := <-compileSeccomp(nil, nil, "default", caps, true, filepath.Join(b.TempDir(), "seccomp")); c.err != nil {
+				b.Fatal(c.err)
+			}
+		}
+	})
+	b.Run("kept", func(b *testing.B) {
+		dir := filepath.Join(b.TempDir(), "seccomp")
+		<-compileSeccomp(nil, nil, "default", caps, true, dir)
+		for b.Loop() {
+			if c := <-compileSeccomp(nil, nil, "default", caps, true, dir); c.err != nil || !c.cached {
+				b.Fatal(c.err)
+			}
+		}
+	})
+}
