@@ -101,7 +101,14 @@ func (s *streams) copyOut(from *os.File, to io.Writer) {
 	s.copying.Add(1)
 	go func() {
 		defer s.copying.Done()
-		_, _ = io.Copy(to, from) // a pipe ends in EOF, a terminal's master in EIO
+		// A pipe ends in EOF, a terminal's master in EIO. A destination
+		// that fails (a reader gone: `minictr run ... | head -1`) closes
+		// our end, so that the container's next write fails as it would
+		// on that destination itself (EPIPE, SIGPIPE) instead of blocking
+		// on a full pipe.
+		if _, err := io.Copy(to, from); err != nil {
+			from.Close()
+		}
 	}()
 }
 

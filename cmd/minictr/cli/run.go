@@ -76,6 +76,12 @@ func newRunCmd(g *globals) *cobra.Command {
 			sigs := make(chan os.Signal, 8)
 			signal.Notify(sigs, forwardedSignals...)
 			defer signal.Stop(sigs)
+			// minictr copies the container's output to its own stdout: a
+			// reader that goes away must fail that copy (EPIPE), not kill
+			// minictr with SIGPIPE before it removes the container. (A
+			// handled signal, unlike an ignored one, is not inherited by
+			// the container's process.)
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			opts.Signals = sigs
 			return container.Run(context.Background(), opts)
 		},
