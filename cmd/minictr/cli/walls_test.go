@@ -333,22 +333,23 @@ func main() {
 }
 `
 
-// buildTIOCSTI compiles tiocstiSource, static, into dir/tiocsti.
-func buildTIOCSTI(t *testing.T, dir string) string {
+// buildStatic compiles a one-file program, static, into dir/name: the
+// container's busybox root has no such tool.
+func buildStatic(t *testing.T, dir, name, source string) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("needs the go command to build the TIOCSTI program")
+		t.Skip("needs the go command to build the " + name + " program")
 	}
 	src := filepath.Join(t.TempDir(), "main.go")
-	if err := os.WriteFile(src, []byte(tiocstiSource), 0o644); err != nil {
+	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "tiocsti")
+	out := filepath.Join(dir, name)
 	cmd := exec.Command(gobin, "build", "-o", out, src)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GO111MODULE=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the TIOCSTI program: %v\n%s", err, b)
+		t.Fatalf("building the %s program: %v\n%s", name, err, b)
 	}
 	return out
 }
@@ -377,7 +378,7 @@ func typedInto(t *testing.T, slave *os.File) string {
 // same program given the terminal directly pushes a command into it.
 func TestRunTIOCSTI(t *testing.T) {
 	rootfs := wallsEnv(t)
-	prog := buildTIOCSTI(t, rootfs)
+	prog := buildStatic(t, rootfs, "tiocsti", tiocstiSource)
 
 	for _, tc := range []struct {
 		flags []string
@@ -419,5 +420,85 @@ func TestRunTIOCSTI(t *testing.T) {
 	}
 	if typed := typedInto(t, slave); !strings.Contains(typed, "echo INJECTED\n") {
 		t.Errorf("positive control: given the terminal directly, the program typed %q", typed)
+	}
+}
+
+// keyprobeSource looks for the key NAME through the session keyring, as
+// its possessor would, and plants a key "planted-NAME" there.
+const keyprobeSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+func keyctl(args ...uintptr) (uintptr, syscall.Errno) {
+	var a [5]uintptr
+	copy(a[:], args)
+	r, _, e := syscall.Syscall6(250, a[0], a[1], a[2], a[3], a[4], 0) // keyctl(2) on x86_64
+	return r, e
+}
+
+func str(s string) uintptr { b := append([]byte(s), 0); return uintptr(unsafe.Pointer(&b[0])) }
+
+const sessionKeyring = ^uintptr(2) // KEY_SPEC_SESSION_KEYRING, -3
+
+func main() {
+	name := os.Args[1]
+	if _, e := keyctl(10, sessionKeyring, str("user"), str(name), 0); e != 0 { // KEYCTL_SEARCH
+		fmt.Println("search:", e)
+	} else {
+		fmt.Println("search: found")
+	}
+	payload := []byte("from the container")
+	_, _, e := syscall.Syscall6(248, str("user"), str("planted-"+name), uintptr(unsafe.Pointer(&payload[0])), uintptr(len(payload)), sessionKeyring, 0) // add_key
+	if e != 0 {
+		fmt.Println("add:", e)
+	} else {
+		fmt.Println("add: ok")
+	}
+}
+`
+
+// TestRunKeyringWall: a container can neither find a key in the session
+// keyring of the process that started minictr nor plant one there; with
+// the wall off (--no-new-keyring) it does both. seccomp is lifted
+// (unconfined) so that the keyring wall alone is tested; with it, keyctl
+// itself is refused. keyring-session (TestMain) makes the session and its
+// key, never the host's keyrings.
+func TestRunKeyringWall(t *testing.T) {
+	rootfs := wallsEnv(t)
+	buildStatic(t, rootfs, "keyprobe", keyprobeSource)
+	name := "minictr-test-key-" + testenv.UniqueID()
+	for _, tc := range []struct {
+		flags         []string
+		want, planted string
+	}{
+		{[]string{"--security-opt", "seccomp=unconfined"}, "search: required key not available\nadd: ok\n", "false"},
+		{[]string{"--security-opt", "seccomp=unconfined", "--no-new-keyring"}, "search: found\nadd: ok\n", "true"},
+		{nil, "search: operation not permitted\nadd: operation not permitted\n", "false"},
+	} {
+		var stdout, stderr bytes.Buffer
+		// This binary as keyring-session, running minictr in its session.
+		cmd := minictr(t, nil, nil, nil)
+		cmd.Args = append(append([]string{"keyring-session", name, "minictr", "run"}, tc.flags...), "--rootfs", rootfs, "--", "/keyprobe", name)
+		// keyring-session looks minictr up in PATH: this binary, as minictr.
+		bin := t.TempDir()
+		if err := os.Symlink(os.Args[0], filepath.Join(bin, "minictr")); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, "PATH="+bin+":"+os.Getenv("PATH"))
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if code := runStatus(t, cmd.Run()); code != 0 {
+			t.Fatalf("%v: status %d: %s", tc.flags, code, stderr.String())
+		}
+		if stdout.String() != tc.want {
+			t.Errorf("%v: the container: %q, want %q", tc.flags, stdout.String(), tc.want)
+		}
+		if want := "keyring-session: planted key in the session keyring: " + tc.planted + "\n"; !strings.Contains(stderr.String(), want) {
+			t.Errorf("%v: %q, want %q", tc.flags, stderr.String(), want)
+		}
 	}
 }
