@@ -502,3 +502,45 @@ func TestRunKeyringWall(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTTYResize: on SIGWINCH minictr gives the container's terminal the
+// new size of the user's, whose kernel then signals the container (the
+// test sends minictr the SIGWINCH its terminal would: the test's pty is
+// not minictr's controlling terminal).
+func TestRunTTYResize(t *testing.T) {
+	rootfs := wallsEnv(t)
+	master, slave := newPty(t)
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 20, Col: 60}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := minictr(t, slave, slave, slave, "run", "-t", "--rootfs", rootfs, "--",
+		"sh", "-c", `trap 'stty size; exit 7' WINCH; stty size; echo ready; while :; do sleep 0.05; done`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "ready") && time.Now().Before(deadline) {
+		n, err := master.Read(buf)
+		out.Write(buf[:max(n, 0)])
+		if err != nil {
+			break
+		}
+	}
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 41, Col: 123}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	rest := readAll(master, 30*time.Second)
+	if code := runStatus(t, cmd.Wait()); code != 7 {
+		t.Errorf("exit status %d, want 7 (the container's WINCH trap)", code)
+	}
+	all := out.String() + rest
+	if !strings.Contains(all, "20 60\r") || !strings.Contains(rest, "41 123\r") {
+		t.Errorf("output %q: want the first size, then the new one", all)
+	}
+}
