@@ -213,15 +213,15 @@ func (s *streams) closeAll() {
 // terminal, or nil.
 func userTerminal(in io.Reader, out io.Writer) *os.File {
 	for _, s := range []any{in, out} {
-		if f, ok := s.(*os.File); ok && IsTerminal(f) {
+		if f, ok := s.(*os.File); ok && isTerminal(f) {
 			return f
 		}
 	}
 	return nil
 }
 
-// IsTerminal reports whether f is a terminal.
-func IsTerminal(f *os.File) bool {
+// isTerminal reports whether f is a terminal (isatty(3)).
+func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/container"
@@ -145,7 +147,7 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	}
 	if f.tty && f.interactive {
 		// Docker's check: keystrokes for a terminal must come from one.
-		if in, ok := g.stdin.(*os.File); !ok || !container.IsTerminal(in) {
+		if !readsTerminal(g.stdin) {
 			return o, usageError{errors.New("the input device is not a TTY")}
 		}
 	}
@@ -377,4 +379,15 @@ func parseSecurityOpts(opts []string) (securityOpts, error) {
 		}
 	}
 	return s, nil
+}
+
+// readsTerminal reports whether r is a terminal (isatty(3): a terminal
+// answers TCGETS; /dev/null, also a character device, does not).
+func readsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
