@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -22,34 +20,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m, map[string]func() int{"lesson13": run, "minictr": cli.Main, "runas": runas, "euid": euid})
 }
 
-// TestLesson runs testdata/*.txtar but walls_pending_*.txtar, which need
-// walls of the engine still being built (issue 8): TestLessonPending runs
-// those with MINICTR_SECURITY_PENDING=1.
-func TestLesson(t *testing.T) { testscript.Run(t, params(t, false)) }
-
-func TestLessonPending(t *testing.T) {
-	if os.Getenv("MINICTR_SECURITY_PENDING") != "1" {
-		t.Skip("walls still being built: set MINICTR_SECURITY_PENDING=1 to run testdata/walls_pending_*.txtar")
-	}
-	testscript.Run(t, params(t, true))
-}
-
-func params(t *testing.T, pending bool) testscript.Params {
-	all, err := filepath.Glob("testdata/*.txtar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testenv.Params("")
-	for _, f := range all {
-		if strings.HasPrefix(filepath.Base(f), "walls_pending_") == pending {
-			p.Files = append(p.Files, f)
-		}
-	}
-	if len(p.Files) == 0 {
-		t.Fatalf("no scripts (pending: %v)", pending)
-	}
-	return p
-}
+// TestLesson runs testdata/*.txtar.
+func TestLesson(t *testing.T) { testscript.Run(t, testenv.Params("testdata")) }
 
 // runas UID CMD [ARGS...]: become UID (and gid UID, no groups), then exec.
 func runas() int {

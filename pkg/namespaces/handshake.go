@@ -189,9 +189,17 @@ func (r *Reporter) Fail(code int, err error) {
 // pids limit there, which a Go init still starting threads could not live
 // with earlier (runc writes its cgroup limits at the same point, which it
 // calls procReady). An error means the parent refused, or is gone.
-func (r *Reporter) Ready() error {
+//
+// files, if any, travel with the message (SCM_RIGHTS, unix(7)): the
+// parent's Child.Files returns them, e.g. the master of a terminal the
+// child made inside its own /dev/pts. The child may close its copies once
+// Ready returns.
+func (r *Reporter) Ready(files ...*os.File) error {
 	data, _ := json.Marshal(answer{Ready: true})
-	if err := writeFrame(r.sock, data); err != nil {
+	if len(files) > maxFiles {
+		return fmt.Errorf("telling the parent set-up is done: %d files are over the %d limit", len(files), maxFiles)
+	}
+	if err := writeFrameFiles(r.sock, data, files); err != nil {
 		return fmt.Errorf("telling the parent set-up is done: %w", err)
 	}
 	var goAhead [1]byte

@@ -39,7 +39,11 @@ type IDMap struct{ ContainerID, HostID, Size int }
 
 // Config says what to re-execute and in which namespaces.
 type Config struct {
-	Path       string   // binary to re-execute; "" = /proc/self/exe
+	Path string // binary to re-execute; "" = /proc/self/exe
+	// Exe, when set, is the binary to re-execute as an open file (see
+	// SealedExe), instead of Path: the child runs it through
+	// /proc/self/fd, so that its /proc/PID/exe is this file.
+	Exe        *os.File
 	Args       []string // argv; Args[0] must be "minictr" (testscript dispatches on argv[0])
 	Env        []string // nil = this process's environment
 	Namespaces []Kind
@@ -49,6 +53,11 @@ type Config struct {
 	Stdout, Stderr           io.Writer
 	ExtraFiles               []*os.File // appear in the child as fd 4, 5, ... (fd 3 is the handshake socket)
 	Tracer                   trace.Tracer
+	// NewSession puts the child in a session of its own (setsid(2)) with
+	// no controlling terminal: nothing it does reaches the caller's
+	// terminal (TIOCSTI, /dev/tty), and the caller's Ctrl-C reaches it
+	// only as the caller forwards it. It excludes NewProcessGroup.
+	NewSession bool
 	// NewProcessGroup puts the child in a process group of its own, so
 	// that signals for the caller's group (a Ctrl-C, a shell's kill -INT
 	// -PGID) reach it once, through the caller, not twice.
@@ -66,6 +75,8 @@ type Child struct {
 
 	cmd  *exec.Cmd
 	sock *os.File // the parent's end of the handshake socket
+
+	files []*os.File // sent with Ready
 
 	waitOnce sync.Once
 	status   syscall.WaitStatus
@@ -110,6 +121,16 @@ func Start(cfg Config) (*Child, error) {
 	if path == "" {
 		path = "/proc/self/exe"
 	}
+	extra := append([]*os.File{childEnd}, cfg.ExtraFiles...)
+	shown := path // for --explain
+	if cfg.Exe != nil {
+		// The last of the child's descriptors: execve opens the file
+		// before it closes anything, and the init marks it close-on-exec
+		// with the rest before it execs the user's program.
+		path = fmt.Sprintf("/proc/self/fd/%d", initFD+len(extra))
+		extra = append(extra, cfg.Exe)
+		shown = cfg.Exe.Name()
+	}
 	env := cfg.Env
 	if env == nil {
 		env = os.Environ()
@@ -124,10 +145,12 @@ func Start(cfg Config) (*Child, error) {
 		Stdin:       cfg.Stdin,
 		Stdout:      cfg.Stdout,
 		Stderr:      cfg.Stderr,
-		ExtraFiles:  append([]*os.File{childEnd}, cfg.ExtraFiles...),
+		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
-	if cfg.NewProcessGroup {
+	if cfg.NewSession {
+		attr.Setsid = true
+	} else if cfg.NewProcessGroup {
 		attr.Setpgid = true
 		attr.Foreground = cfg.Foreground
 		attr.Ctty = 0 // the child's stdin
@@ -137,7 +160,7 @@ func Start(cfg Config) (*Child, error) {
 		return nil, fmt.Errorf("starting init in new namespaces (%s): %w", FlagNames(kinds), err)
 	}
 	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, sock: parentEnd}
-	traceStart(t, c.Pid, path, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
+	traceStart(t, c.Pid, shown, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
 	return c, nil
 }
 
@@ -272,7 +295,8 @@ func (c *Child) Release(payload []byte, ready func() error, files ...*os.File) e
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
-	msg, err := readFrame(c.sock)
+	msg, files, err := readFrameFiles(c.sock)
+	c.files = files
 	if errors.Is(err, io.EOF) {
 		// A child that dies is already exiting when its socket closes, so
 		// the kill changes nothing of its status; one that exec'd without
@@ -377,6 +401,10 @@ func describe(s syscall.WaitStatus) string {
 	}
 	return fmt.Sprintf("exit status %d", s.ExitStatus())
 }
+
+// Files returns the files the child sent with Ready (Reporter.Ready),
+// once Release has read it (from inside ready on): the caller owns them.
+func (c *Child) Files() []*os.File { return c.files }
 
 // Signal sends sig to the child.
 func (c *Child) Signal(sig os.Signal) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -65,6 +66,21 @@ func testInit() int {
 			return 125
 		}
 		return execOrFail(r, "/bin/sleep", "60")
+	case "send-file":
+		// A pipe's read end travels with Ready; what was written into it
+		// is there for the parent to read.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			r.Fail(125, err)
+			return 125
+		}
+		pw.Write(payload)
+		pw.Close()
+		if err := r.Ready(pr); err != nil {
+			return 125
+		}
+		pr.Close()
+		return execUnready(r, "/bin/true")
 	case "fail":
 		r.Fail(126, fmt.Errorf("cannot run %s", payload))
 		return 126
@@ -368,6 +384,32 @@ func TestReleaseReadyHook(t *testing.T) {
 	}
 	if status, _ := c.Wait(); status.ExitStatus() != 125 {
 		t.Errorf("exit status %d, want 125: a refused child must not exec", status.ExitStatus())
+	}
+}
+
+// Ready can pass files to the parent (a terminal's master, for -t): they
+// arrive with the message, in the ready hook.
+func TestReadyPassesFiles(t *testing.T) {
+	c := start(t, "send-file", Config{})
+	var got []byte
+	err := c.Release([]byte("passed over the socket"), func() error {
+		files := c.Files()
+		if len(files) != 1 {
+			return fmt.Errorf("%d files arrived, want 1", len(files))
+		}
+		defer files[0].Close()
+		var err error
+		got, err = io.ReadAll(files[0])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "passed over the socket" {
+		t.Errorf("read %q from the passed file", got)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 0 {
+		t.Errorf("exit status %d", status.ExitStatus())
 	}
 }
 

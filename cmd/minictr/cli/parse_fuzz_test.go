@@ -163,11 +163,13 @@ func FuzzRunResources(f *testing.F) {
 }
 
 // FuzzSecurityOpt feeds arbitrary --security-opt values to
-// parseSecurityOpts. It accepts only no-new-privileges, bare or with a
-// boolean; errors are one line.
+// parseSecurityOpts. It accepts only no-new-privileges (bare or with a
+// boolean) and seccomp=VALUE (builtin, unconfined or a profile's path, read
+// later); the last of each wins; errors are one line.
 func FuzzSecurityOpt(f *testing.F) {
 	for _, s := range []string{"no-new-privileges", "no-new-privileges=true", "no-new-privileges=false", "no-new-privileges=1",
-		"no-new-privileges:true", "no-new-privileges=maybe", "seccomp=unconfined", "apparmor=x\ny", "=", ""} {
+		"no-new-privileges:true", "no-new-privileges=maybe", "seccomp=unconfined", "seccomp=builtin", "seccomp=", "seccomp=/p.json",
+		"apparmor=x\ny", "=", ""} {
 		f.Add(s, "no-new-privileges")
 	}
 	bools := map[string]bool{"1": true, "t": true, "T": true, "TRUE": true, "true": true, "True": true,
@@ -178,21 +180,26 @@ func FuzzSecurityOpt(f *testing.F) {
 			oneLine(t, err)
 			return
 		}
-		want := true
+		var want securityOpts
 		for _, o := range []string{a, b} {
 			val, hasVal := strings.CutPrefix(o, "no-new-privileges=")
 			v, ok := bools[val]
+			profile, isSeccomp := strings.CutPrefix(o, "seccomp=")
 			switch {
 			case o == "no-new-privileges":
-				want = true
+				want.noNewPrivs = true
 			case hasVal && ok:
-				want = v
+				want.noNewPrivs = v
+			case isSeccomp && profile == "builtin":
+				want.seccomp = ""
+			case isSeccomp && profile != "":
+				want.seccomp = profile
 			default:
 				t.Fatalf("accepted --security-opt %q", o)
 			}
 		}
 		if got != want {
-			t.Errorf("--security-opt %q --security-opt %q = %v, want %v", a, b, got, want)
+			t.Errorf("--security-opt %q --security-opt %q = %+v, want %+v", a, b, got, want)
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -18,40 +17,21 @@ import (
 // a positive control (the wall off — --privileged, --cap-add, or the kernel
 // feature used outside any container — and the escape works) and the exact
 // errno. The README's "Security walls" table names them.
-//
-// Scripts named walls_pending_*.txtar are written against docker's
-// behaviour for walls that are still being built; TestSecurityPending runs
-// them only with MINICTR_SECURITY_PENDING=1. Rename one (drop the prefix)
-// when its wall lands, and it joins TestSecurity.
 const securityDir = "testdata/security"
 
 func TestSecurity(t *testing.T) {
-	testscript.Run(t, securityParams(t, false))
+	testscript.Run(t, securityParams(t))
 }
 
-func TestSecurityPending(t *testing.T) {
-	if os.Getenv("MINICTR_SECURITY_PENDING") != "1" {
-		t.Skip("walls still being built: set MINICTR_SECURITY_PENDING=1 to run testdata/security/walls_pending_*.txtar")
-	}
-	testscript.Run(t, securityParams(t, true))
-}
-
-// securityParams are testenv's parameters for the scripts of one group,
-// plus $PROBE (the probe program on the host, also copied to /probe in
+// securityParams are testenv's parameters for the corpus, plus $PROBE (the probe program on the host, also copied to /probe in
 // $ROOTFS) and the condition [probe], false where it could not be built.
-func securityParams(t *testing.T, pending bool) testscript.Params {
-	all, err := filepath.Glob(filepath.Join(securityDir, "*.txtar"))
+func securityParams(t *testing.T) testscript.Params {
+	files, err := filepath.Glob(filepath.Join(securityDir, "*.txtar"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []string
-	for _, f := range all {
-		if strings.HasPrefix(filepath.Base(f), "walls_pending_") == pending {
-			files = append(files, f)
-		}
-	}
 	if len(files) == 0 {
-		t.Fatalf("no scripts in %s (pending: %v)", securityDir, pending)
+		t.Fatalf("no scripts in %s", securityDir)
 	}
 	p := testenv.Params("")
 	p.Files = files
