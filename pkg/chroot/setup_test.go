@@ -23,6 +23,7 @@ import (
 	"github.com/minictr/minictr/internal/procfs"
 	"github.com/minictr/minictr/internal/testenv"
 	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/resolve"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -592,7 +593,12 @@ func TestMountDataManyLayers(t *testing.T) {
 	}
 	rec := &trace.Recorder{}
 	s := &setup{t: rec}
-	err := s.mountData("overlay", target, "overlay", 0, data)
+	tf, err := resolve.OpenRoot(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tf.Close()
+	err = s.mountData("overlay", tf, "overlay", 0, data)
 	if err == nil {
 		defer unix.Unmount(target, unix.MNT_DETACH)
 	}
@@ -726,17 +732,33 @@ func TestSetupRefusesHostNamespace(t *testing.T) {
 	}
 }
 
-// TestSetupErrorNamesPath checks that a failing mount names the syscall
-// and the path, so the reader finds mount(2).
+// TestSetupErrorNamesPath checks that a failing step names the syscall and
+// the path, so the reader finds the man page: a missing rootfs fails where
+// Setup opens it (its one lookup by name), a failing mount names mount(2)
+// and the path of its target.
 func TestSetupErrorNamesPath(t *testing.T) {
 	testenv.SkipIfNotRoot(t)
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"chroot-inside"}
-	cmd.Env = append(os.Environ(), `CHROOT_TEST_CONFIG={"Rootfs":"/nonexistent-minictr-rootfs"}`)
-	cmd.SysProcAttr = newNS
-	out, _ := cmd.Output()
-	want := "FAIL setup: bind-mounting the rootfs: mount /nonexistent-minictr-rootfs: no such file or directory"
-	if got := strings.TrimSpace(string(out)); got != want {
-		t.Errorf("got %q\nwant %q", got, want)
+	rootfs := t.TempDir()
+	for _, tc := range []struct {
+		cfg  insideConfig
+		want string
+	}{
+		{insideConfig{Rootfs: "/nonexistent-minictr-rootfs"},
+			"FAIL setup: opening the rootfs: open /nonexistent-minictr-rootfs: no such file or directory"},
+		{insideConfig{Rootfs: rootfs, Cgroups: []CgroupMount{}, Mounts: []Mount{{Source: "none", Target: "/data", Type: "minictr-nonexistent-fs"}}},
+			"FAIL setup: mounting volumes: none on /data: mount " + rootfs + "/data: no such device"},
+	} {
+		data, err := json.Marshal(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Args = []string{"chroot-inside"}
+		cmd.Env = append(os.Environ(), "CHROOT_TEST_CONFIG="+string(data))
+		cmd.SysProcAttr = newNS
+		out, _ := cmd.Output()
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("got %q\nwant %q", got, tc.want)
+		}
 	}
 }
