@@ -51,7 +51,7 @@ func (s *setup) mountDev() error {
 	if err != nil {
 		return err
 	}
-	defer dev.Close()
+	s.dev = dev // kept for the masks' /dev/null
 	for _, d := range devices {
 		if err := s.makeDevice(dev, d.name, d.major, d.minor); err != nil {
 			return err

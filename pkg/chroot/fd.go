@@ -36,6 +36,17 @@ func fdPath(f *os.File) string {
 	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
 }
 
+// fdPath is fdPath(f) as Setup may use it: after pivot_root, "/proc" is a
+// name in the container's root, which the rootfs's owner can rename, so
+// Setup then works from inside its own /proc mount (pivotRoot fchdirs
+// there) and names descriptors relative to it: self/fd/N.
+func (s *setup) fdPath(f *os.File) string {
+	if s.inProc {
+		return "self/fd/" + strconv.Itoa(int(f.Fd()))
+	}
+	return fdPath(f)
+}
+
 // openPath opens name in the directory dir as an O_PATH descriptor, never
 // following a symlink in name, and calls the result display (for traces).
 func openPath(dir *os.File, name string, flags int, display string) (*os.File, error) {

@@ -60,7 +60,7 @@ func (s *setup) mask(f *os.File, null **os.File) error {
 		return s.mount("tmpfs", f, "tmpfs", unix.MS_RDONLY, "")
 	}
 	if *null == nil {
-		n, err := resolve.Open(s.rootfs, "/dev/null", resolve.InRoot, unix.O_PATH|unix.O_NOFOLLOW, 0)
+		n, err := openPath(s.dev, "null", 0, "/dev/null")
 		if err != nil {
 			return err
 		}

@@ -14,14 +14,14 @@ import (
 // named by now (see fd.go). The trace names the target by its path and
 // gives the equivalent mount(8) command.
 func (s *setup) mount(source string, target *os.File, fstype string, flags uintptr, data string) error {
-	return s.mountNamed(source, source, fdPath(target), target.Name(), fstype, flags, data)
+	return s.mountNamed(source, source, s.fdPath(target), target.Name(), fstype, flags, data)
 }
 
 // bind bind-mounts the file source holds onto the file target holds, both
 // through /proc/self/fd/N; flags may add MS_REC.
 func (s *setup) bind(source, target *os.File, flags uintptr) error {
 	defer runtime.KeepAlive(source)
-	return s.mountNamed(fdPath(source), source.Name(), fdPath(target), target.Name(), "", unix.MS_BIND|flags, "")
+	return s.mountNamed(s.fdPath(source), source.Name(), s.fdPath(target), target.Name(), "", unix.MS_BIND|flags, "")
 }
 
 // mountNamed is mount(2) on source and target, traced under their names.
@@ -155,7 +155,7 @@ func (s *setup) mountData(source string, target *os.File, fstype string, flags u
 	shell := "mount -t " + fstype + " " + source + " -o " + data + " " + target.Name()
 	if len(data) < os.Getpagesize() {
 		s.t.Step(stage, "mount "+fstype+" on "+target.Name(), shell)
-		if err := unix.Mount(source, fdPath(target), fstype, flags, data); err != nil {
+		if err := unix.Mount(source, s.fdPath(target), fstype, flags, data); err != nil {
 			return &os.PathError{Op: "mount " + fstype, Path: target.Name(), Err: err}
 		}
 		return nil

@@ -84,6 +84,8 @@ type setup struct {
 	// the masked and read-only paths are found in them, not through the
 	// rootfs's names.
 	proc, sys *os.File
+	dev       *os.File // the container's /dev tmpfs, where masks find null
+	inProc    bool     // the working directory is proc: see fdPath
 
 	// hook, when set (tests only), is called at each point Setup might be
 	// raced: after each step and between mknod and chmod of each device.
@@ -142,6 +144,7 @@ func Setup(cfg Config) error {
 		{"masking paths", s.maskPaths},
 		{"making paths read-only", s.readonlyPaths},
 		{"making / read-only", s.readonlyRoot},
+		{"leaving /proc", s.leaveProc},
 	}
 	for _, step := range steps {
 		if err := step.run(); err != nil {
@@ -154,7 +157,7 @@ func Setup(cfg Config) error {
 
 // close closes the descriptors Setup holds.
 func (s *setup) close() {
-	for _, f := range []*os.File{s.rootfs, s.parent, s.proc, s.sys} {
+	for _, f := range []*os.File{s.rootfs, s.parent, s.proc, s.sys, s.dev} {
 		if f != nil {
 			f.Close()
 		}
@@ -252,13 +255,30 @@ func (s *setup) pivotRoot() error {
 	for _, r := range []struct {
 		f    **os.File
 		name string
-	}{{&s.rootfs, "/"}, {&s.proc, "/proc"}, {&s.sys, "/sys"}} {
+	}{{&s.rootfs, "/"}, {&s.proc, "/proc"}, {&s.sys, "/sys"}, {&s.dev, "/dev"}} {
 		f, err := renamed(*r.f, r.name)
 		if err != nil {
 			return err
 		}
 		*r.f = f
 	}
+	// "/proc/self/fd/N" would now look "proc" up in the container's root,
+	// a name the rootfs's owner controls: work from inside our proc mount.
+	if err := unix.Fchdir(int(s.proc.Fd())); err != nil {
+		return &os.PathError{Op: "fchdir", Path: s.proc.Name(), Err: err}
+	}
+	s.t.Step(stage, "fchdir to the container's proc mount: descriptors are reached as self/fd/N from here", "cd /proc")
+	s.inProc = true
+	return nil
+}
+
+// leaveProc ends Setup where PivotRoot left it: in "/".
+func (s *setup) leaveProc() error {
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	s.t.Step(stage, "chdir /", "cd /")
+	s.inProc = false
 	return nil
 }
 

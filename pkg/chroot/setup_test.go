@@ -46,6 +46,10 @@ type insideConfig struct {
 	// engine's init does, before Setup. CgroupFile must then read CgroupLimit.
 	CgroupNS                bool
 	CgroupFile, CgroupLimit string
+	// With PauseAt, Setup stops at that point of its own (setup.at),
+	// prints "paused POINT" and waits for a line on stdin: meanwhile the
+	// test renames what it likes, as a host user racing the init would.
+	PauseAt string
 }
 
 // inside runs as PID 1 of new mount and PID namespaces: it calls Setup,
@@ -69,6 +73,17 @@ func inside() int {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			fmt.Println("FAIL unshare(CLONE_NEWCGROUP):", err)
 			return 1
+		}
+	}
+	if cfg.PauseAt != "" {
+		setupHook = func(point string) {
+			if point != cfg.PauseAt {
+				return
+			}
+			fmt.Println("paused", point)
+			if _, err := stdin.ReadString('\n'); err != nil {
+				fmt.Println("FAIL waiting at", point, err)
+			}
 		}
 	}
 	err := Setup(Config{Rootfs: cfg.Rootfs, ReadOnly: cfg.ReadOnly, Privileged: cfg.Privileged,
@@ -379,6 +394,13 @@ func checkPts() error {
 // is told to go on.
 func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn func(pid int)) (results map[string]string, stderr string) {
 	t.Helper()
+	return runPaused(t, cfg, attr, moveIn, nil)
+}
+
+// runPaused is runInside for a cfg with PauseAt: once the child says it
+// paused there, atPause runs, then the child goes on.
+func runPaused(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn func(pid int), atPause func()) (results map[string]string, stderr string) {
+	t.Helper()
 	if cfg.Cgroups == nil { // a test that gives its own layout also gives its mode
 		cfg.Cgroups = hostCgroups(t)
 		cfg.CgroupMode = testenv.CgroupMode()
@@ -421,6 +443,17 @@ func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn
 		}
 	}
 	out := bufio.NewScanner(stdout)
+	if cfg.PauseAt != "" {
+		if !out.Scan() || out.Text() != "paused "+cfg.PauseAt {
+			stdin.Close()
+			_ = cmd.Wait()
+			t.Fatalf("child did not pause at %q: %q\n%s", cfg.PauseAt, out.Text(), errBuf.String())
+		}
+		atPause()
+		if _, err := io.WriteString(stdin, "go\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if !out.Scan() || out.Text() != "ready" {
 		stdin.Close()
 		_ = cmd.Wait()
