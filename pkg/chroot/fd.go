@@ -67,6 +67,7 @@ func (s *setup) openRootfs() error {
 		return err
 	}
 	s.rootfs = dir
+	s.t.Step(stage, fmt.Sprintf("open(%q, O_PATH|O_DIRECTORY) = %d: the one lookup of the rootfs's path; later steps use descriptors", s.root, dir.Fd()), "")
 	// Where the kernel found it: the name in its parent, symlinks resolved.
 	real, err := os.Readlink(fdPath(dir))
 	if err != nil {
@@ -107,6 +108,7 @@ func (s *setup) mountedAt(dir *os.File, magic int64, lookup func() (*os.File, er
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
+	s.t.Step(stage, fmt.Sprintf("open %s again = %d: checked to be the root of the mount just made there", f.Name(), f.Fd()), "")
 	return f, nil
 }
 

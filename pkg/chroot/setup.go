@@ -86,18 +86,16 @@ type setup struct {
 	proc, sys *os.File
 	dev       *os.File // the container's /dev tmpfs, where masks find null
 	inProc    bool     // the working directory is proc: see fdPath
-
-	// hook, when set (tests only), is called at each point Setup might be
-	// raced: after each step and between mknod and chmod of each device.
-	hook func(point string)
 }
 
-// setupHook is setup.hook for every Setup: nil but in tests.
+// setupHook, set by tests only, is called at each point where Setup could
+// be raced: after each step, and between the mknod and the chmod of each
+// device. A test renames directories there, as a host user would.
 var setupHook func(point string)
 
 func (s *setup) at(point string) {
-	if s.hook != nil {
-		s.hook(point)
+	if setupHook != nil {
+		setupHook(point)
 	}
 }
 
@@ -115,16 +113,20 @@ func (s *setup) at(point string) {
 //  4. or, with none, bind-mount the rootfs onto itself (pivot_root needs a
 //     mount point)
 //  5. mount /proc, /sys, the cgroups (read-only), /dev and its children,
-//     and the other cfg.Mounts
-//  6. pivot_root into the rootfs and detach the host's root
-//  7. mask and make read-only the dangerous /proc and /sys paths
+//     and the other cfg.Mounts, each onto a descriptor resolved inside the
+//     rootfs; /dev is filled through the tmpfs's own descriptor
+//  6. pivot_root into the rootfs (fchdir into its descriptor, no path) and
+//     detach the host's root
+//  7. mask and make read-only the dangerous /proc and /sys paths, found
+//     from the descriptors of the /proc and /sys mounts
 //  8. with ReadOnly, remount "/" read-only
+//  9. leave /proc, where steps 7 and 8 worked from, for "/"
 func Setup(cfg Config) error {
 	root, err := filepath.Abs(cfg.Rootfs)
 	if err != nil {
 		return err
 	}
-	s := &setup{cfg: cfg, root: root, t: trace.Or(cfg.Tracer), hook: setupHook}
+	s := &setup{cfg: cfg, root: root, t: trace.Or(cfg.Tracer)}
 	defer s.close()
 	steps := []struct {
 		name string
