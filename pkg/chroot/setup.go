@@ -234,6 +234,7 @@ func (s *setup) bindRootfs() error {
 // descriptor of the directory keeps showing what is underneath). The one
 // name looked up again is checked to lead to that mount, of type magic.
 func (s *setup) enterRootMount(magic int64) error {
+	s.at("reopening the rootfs")
 	top, err := s.mountedAt(s.rootfs, magic, func() (*os.File, error) {
 		return openPath(s.parent, s.base, unix.O_DIRECTORY, s.root)
 	})
@@ -302,6 +303,7 @@ func (s *setup) mountProc() error {
 // inRootMount returns the root of the mount just made on dir, which is p
 // inside the rootfs.
 func (s *setup) inRootMount(dir *os.File, p string, magic int64) (*os.File, error) {
+	s.at("reopening " + p)
 	return s.mountedAt(dir, magic, func() (*os.File, error) {
 		return resolve.Open(s.rootfs, p, resolve.InRoot, unix.O_PATH|unix.O_DIRECTORY, 0)
 	})

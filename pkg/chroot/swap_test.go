@@ -1,7 +1,12 @@
 package chroot
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -135,4 +140,105 @@ func listTree(t *testing.T, dir string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestSetupRefusesSwappedMountPoint swaps a name between the mount Setup
+// makes on a directory and its lookup of that mount's root (the one name
+// it looks up again): the rootfs in its parent, /proc or /dev inside the
+// rootfs, replaced by a fresh directory or a symlink to the attacker's
+// tree. Setup must refuse, and write nothing into what it was sent to.
+func TestSetupRefusesSwappedMountPoint(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	if err := testenv.StaticBusybox(); err != nil {
+		t.Skip(err)
+	}
+	for _, tc := range []struct {
+		point, step, name string // name: what is swapped, below base/p
+		link              bool   // a symlink to base/evil instead of a directory
+	}{
+		{"reopening the rootfs", "bind-mounting the rootfs", "rfs", false},
+		{"reopening the rootfs", "bind-mounting the rootfs", "rfs", true},
+		{"reopening /proc", "mounting /proc", "rfs/proc", false},
+		{"reopening /dev", "setting up /dev", "rfs/dev", false},
+		{"reopening /dev", "setting up /dev", "rfs/dev", true},
+	} {
+		t.Run(strings.ReplaceAll(tc.point, " ", "_")+map[bool]string{true: "_symlink"}[tc.link], func(t *testing.T) {
+			base := t.TempDir()
+			rootfs, evil := filepath.Join(base, "p", "rfs"), filepath.Join(base, "evil")
+			if err := testenv.BusyboxRootfs(rootfs); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(evil, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			swapped := filepath.Join(base, "p", tc.name)
+			swap := func() {
+				if err := os.Rename(swapped, swapped+".real"); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if tc.link {
+					err = os.Symlink(evil, swapped)
+				} else {
+					err = os.Mkdir(swapped, 0o755)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := runToFailure(t, insideConfig{Rootfs: rootfs, Cgroups: []CgroupMount{}, PauseAt: tc.point}, swap)
+			if !strings.HasPrefix(got, "FAIL setup: "+tc.step+": ") {
+				t.Errorf("Setup after the swap at %q: %q, want a refusal in %q", tc.point, got, tc.step)
+			}
+			if !tc.link && !strings.HasSuffix(got, errRedirected.Error()) {
+				t.Errorf("Setup after the swap at %q: %q, want %q", tc.point, got, errRedirected)
+			}
+			for _, dir := range []string{evil, swapped} {
+				if entries, err := os.ReadDir(dir); err == nil && len(entries) != 0 {
+					t.Errorf("Setup wrote %v into %s", entries, dir)
+				}
+			}
+		})
+	}
+}
+
+// runToFailure runs the child with cfg.PauseAt, calls swap at the pause,
+// and returns the child's next line: Setup's verdict.
+func runToFailure(t *testing.T, cfg insideConfig, swap func()) string {
+	t.Helper()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"chroot-inside"}
+	cmd.Env = append(os.Environ(), "CHROOT_TEST_CONFIG="+string(data))
+	cmd.SysProcAttr = newNS
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}()
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "paused "+cfg.PauseAt {
+		t.Fatalf("child did not pause at %q: %q\n%s", cfg.PauseAt, out.Text(), errBuf.String())
+	}
+	swap()
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.Scan()
+	return out.Text()
 }
