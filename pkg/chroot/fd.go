@@ -149,10 +149,20 @@ func mountOf(f *os.File) (id uint64, root bool, err error) {
 	if stx.Mask&unix.STATX_MNT_ID != 0 && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
 		return stx.Mnt_id, stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
 	}
+	return mountOfFdinfo(f)
+}
+
+// mountOfFdinfo is mountOf before Linux 5.8.
+func mountOfFdinfo(f *os.File) (id uint64, root bool, err error) {
 	if id, err = fdinfoMount(f); err != nil {
 		return 0, false, err
 	}
 	up, err := openPath(f, "..", 0, f.Name()+"/..")
+	if errors.Is(err, unix.ENOTDIR) {
+		// A file has no "..". Only a bind mount puts a mount on a file,
+		// so a file on a new mount is taken for that mount's root.
+		return id, true, nil
+	}
 	if err != nil {
 		return 0, false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -146,5 +147,30 @@ func TestMountShell(t *testing.T) {
 	got := mountCall("proc", "/r/proc", "proc", unix.MS_NOSUID|unix.MS_NOEXEC, "")
 	if want := `mount("proc", "/r/proc", "proc", MS_NOSUID|MS_NOEXEC, "")`; got != want {
 		t.Errorf("mountCall = %q, want %q", got, want)
+	}
+}
+
+// TestMountOfFallback checks that the pre-5.8 way of telling a file's
+// mount (fdinfo's mnt_id, a look at "..") agrees with statx(2). Not on
+// "/": the namespace's root is its own "..", and Setup never asks there.
+func TestMountOfFallback(t *testing.T) {
+	roots := 0
+	for _, p := range []string{"/proc", "/proc/self", "/proc/self/status", "/sys", "/sys/kernel", "/etc"} {
+		f, err := os.OpenFile(p, unix.O_PATH, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, root, err := mountOf(f)
+		fid, froot, ferr := mountOfFdinfo(f)
+		f.Close()
+		if err != nil || ferr != nil || id != fid || (root != froot && !strings.HasSuffix(p, "status")) {
+			t.Errorf("%s: statx says mount %d root %v (%v), fdinfo says %d root %v (%v)", p, id, root, err, fid, froot, ferr)
+		}
+		if root {
+			roots++
+		}
+	}
+	if roots < 2 { // "/proc" and "/sys" at least
+		t.Errorf("only %d mount roots among the paths: the test tells nothing", roots)
 	}
 }
