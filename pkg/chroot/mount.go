@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +30,18 @@ func (s *setup) mountNamed(source, sourceName, target, targetName, fstype string
 	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
 		return &os.PathError{Op: "mount", Path: targetName, Err: err}
 	}
-	s.t.Step(stage, mountCall(sourceName, targetName, fstype, flags, data), mountShell(sourceName, targetName, fstype, flags, data))
+	// The call as made, then what its /proc/self/fd/N paths are.
+	var names []string
+	for _, n := range [][2]string{{source, sourceName}, {target, targetName}} {
+		if n[0] != n[1] && !slices.Contains(names, n[0]+" = "+n[1]) {
+			names = append(names, n[0]+" = "+n[1])
+		}
+	}
+	call := mountCall(source, target, fstype, flags, data)
+	if len(names) > 0 {
+		call += " (" + strings.Join(names, "; ") + ")"
+	}
+	s.t.Step(stage, call, mountShell(sourceName, targetName, fstype, flags, data))
 	return nil
 }
 
