@@ -50,6 +50,10 @@ type insideConfig struct {
 	// prints "paused POINT" and waits for a line on stdin: meanwhile the
 	// test renames what it likes, as a host user racing the init would.
 	PauseAt string
+	// MovedProc is where the container's proc mount ends up when the test
+	// renames /proc meanwhile; Only limits the checks to those named.
+	MovedProc string
+	Only      []string
 }
 
 // inside runs as PID 1 of new mount and PID namespaces: it calls Setup,
@@ -95,6 +99,9 @@ func inside() int {
 	fmt.Println("ready")
 	_, _ = io.ReadAll(stdin) // until the test closes our stdin
 	for _, c := range checks(cfg) {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, c.name) {
+			continue
+		}
 		if err := c.fn(); err != nil {
 			fmt.Printf("FAIL %s: %v\n", c.name, err)
 		} else {
@@ -200,6 +207,9 @@ func checks(cfg insideConfig) []check {
 			return nil
 		}})
 	}
+	if cfg.MovedProc != "" {
+		cs = append(cs, check{"moved-proc-masked", func() error { return movedProcMasked(cfg.MovedProc) }})
+	}
 	if cfg.Privileged {
 		return append(cs,
 			check{"sys-rw", func() error { return unix.Access("/sys/kernel", unix.W_OK) }},
@@ -279,6 +289,37 @@ func checks(cfg insideConfig) []check {
 		}})
 	}
 	return cs
+}
+
+// movedProcMasked checks the masks and read-only paths on the container's
+// proc mount at dir, where a rename moved it: /proc/keys (or timer_list)
+// is /dev/null there, and /proc/sys read-only.
+func movedProcMasked(dir string) error {
+	if err := isFS(dir, unix.PROC_SUPER_MAGIC); err != nil {
+		return err
+	}
+	masked := 0
+	for _, name := range []string{"keys", "timer_list"} {
+		var st unix.Stat_t
+		if err := unix.Stat(dir+"/"+name, &st); err != nil {
+			continue
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+			return fmt.Errorf("%s/%s is not masked: mode %o", dir, name, st.Mode)
+		}
+		masked++
+	}
+	if masked == 0 {
+		return fmt.Errorf("neither %s/keys nor %s/timer_list exists", dir, dir)
+	}
+	f, err := os.OpenFile(dir+"/sys/kernel/hostname", os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+	}
+	if !errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("open %s/sys/kernel/hostname for write: %v, want EROFS", dir, err)
+	}
+	return nil
 }
 
 // cgroupLayout checks that /sys/fs/cgroup looks like the host's: one

@@ -242,3 +242,25 @@ func runToFailure(t *testing.T, cfg insideConfig, swap func()) string {
 	out.Scan()
 	return out.Text()
 }
+
+// TestSetupMasksMovedProc renames the rootfs's /proc, with the proc mount
+// Setup made on it, once that mount is made, and puts an empty directory
+// in its place: masks applied by path would look in the empty directory
+// and leave the real /proc, now at /proc.real, unmasked and writable.
+// Setup finds the masked and read-only paths from the proc mount's
+// descriptor, so they stay masked wherever it went.
+func TestSetupMasksMovedProc(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	rootfs := busyboxRootfs(t)
+	swap := func() {
+		if err := os.Rename(filepath.Join(rootfs, "proc"), filepath.Join(rootfs, "proc.real")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(rootfs, "proc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := insideConfig{Rootfs: rootfs, PauseAt: "setting up /dev", MovedProc: "/proc.real", Only: []string{"moved-proc-masked"}}
+	results, _ := runPaused(t, cfg, newNS, nil, swap)
+	wantChecks(t, results, "moved-proc-masked")
+}
