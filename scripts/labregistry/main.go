@@ -78,4 +78,3 @@ func push(host, seed string) error {
 	}
 	return nil
 }
-
