@@ -134,11 +134,12 @@ func readBlocks(t *testing.T, path string) []Block {
 // TestHarnessPasses runs a sample whose every step holds.
 func TestHarnessPasses(t *testing.T) {
 	blocks := readBlocks(t, "testdata/good/README.md")
-	if len(blocks) != 2 || len(blocks[0].Steps) != 11 {
-		t.Fatalf("testdata/good/README.md: %d blocks, want 2 (the first with 11 steps)", len(blocks))
+	if len(blocks) != 4 || len(blocks[0].Steps) != 11 {
+		t.Fatalf("testdata/good/README.md: %d blocks, want 4 (the first with 11 steps)", len(blocks))
 	}
+	sh := sampleShell(t) // one start directory: the last block reads what the one before left
 	for _, b := range blocks {
-		if err := RunBlock(b, sampleShell(t)); err != nil {
+		if err := RunBlock(b, sh); err != nil {
 			t.Errorf("block at line %d: %v", b.Line, err)
 		}
 	}

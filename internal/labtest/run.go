@@ -64,10 +64,12 @@ func RunBlock(b Block, sh Shell) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	grace := 10 * time.Second
+	defer func() { s.close(grace) }()
 	for _, step := range b.Steps {
 		out, status, err := s.run(step.Command, sh.Timeout)
 		if err != nil {
+			grace = 0 // a step that hangs would only hang the end too
 			return &Failure{Step: step, Status: -1, Got: out, Reason: err.Error()}
 		}
 		if f := check(step, out, status); f != nil {
@@ -194,11 +196,19 @@ func (s *session) run(command string, timeout time.Duration) (string, int, error
 	}
 }
 
-// close ends the shell and kills what the steps left running in its group.
-func (s *session) close() {
+// close ends the shell (an EOF on its stdin, so that its EXIT trap runs,
+// given grace to do so) and then kills what the steps left running in its
+// group.
+func (s *session) close(grace time.Duration) {
 	s.stdin.Close()
+	exited := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(grace):
+	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	_ = s.cmd.Wait()
+	<-exited
 	// The reader may be blocked handing over a last chunk; once the pipe
 	// is closed it ends and closes chunks.
 	go func() {
