@@ -592,7 +592,7 @@ build_lab_cpio() {
 		cat "$results/bin/minictr" 2>/dev/null || true
 		echo "$initramfs"
 	) | sha256sum | cut -c1-16)
-	lab_cpio=$kdir/lab-$key.cpio
+	local lab_cpio=$kdir/lab-$key.cpio
 	boot_initrd=$kdir/boot-${initramfs##*initramfs-}
 	boot_initrd=${boot_initrd%.cpio}-$key.cpio
 	[ -s "$boot_initrd" ] && return
@@ -617,8 +617,8 @@ build_lab_cpio() {
 	rm -rf "$stage"
 	cat "$initramfs" "$lab_cpio" >"$boot_initrd.tmp"
 	mv "$boot_initrd.tmp" "$boot_initrd"
-	find "$kdir" -maxdepth 1 \( -name 'lab-*.cpio' ! -name "$(basename "$lab_cpio")" -o \
-		-name 'boot-*.cpio' ! -name "$(basename "$boot_initrd")" \) -delete
+	rm -f "$lab_cpio"
+	find "$kdir" -maxdepth 1 -name 'boot-*.cpio' ! -name "$(basename "$boot_initrd")" -delete
 }
 
 # lesson_list: one motd line per lesson, with the first command of its
