@@ -226,7 +226,7 @@ func TestLab(t *testing.T) {
 					continue
 				}
 				n++
-				sh := Shell{Args: []string{"sh", "-l"}, Dir: "/root", Env: []string{"HOME=/root", "PATH=" + os.Getenv("PATH")}, Timeout: 5 * time.Minute}
+				sh := Shell{Args: []string{"sh", "-l"}, Dir: "/root", Env: []string{"HOME=/root", "PATH=" + os.Getenv("PATH")}, Timeout: 2 * time.Minute}
 				if err := RunBlock(b, sh); err != nil {
 					t.Errorf("%s/README.md, block at line %d:\n%v", dir, b.Line, err)
 				}
@@ -261,7 +261,7 @@ func TestHost(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sh := Shell{Args: []string{"sh"}, Dir: abs, Timeout: 5 * time.Minute}
+				sh := Shell{Args: []string{"sh"}, Dir: abs, Timeout: 2 * time.Minute}
 				if err := RunBlock(b, sh); err != nil {
 					t.Errorf("%s/README.md, block at line %d:\n%v", dir, b.Line, err)
 				}
