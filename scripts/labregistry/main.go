@@ -4,7 +4,10 @@
 // `minictr save`. scripts/vm.sh builds it static and the lab's init starts it
 // in the background; lesson 07 talks to it with curl and minictr.
 //
-// Usage: labregistry [-addr HOST:PORT] [REPO:TAG=ARCHIVE.tar ...]
+// Usage: labregistry [-addr HOST:PORT] [-ready FILE] [REPO:TAG=ARCHIVE.tar ...]
+//
+// With -ready it creates FILE once every seed is in, so that the lab's init
+// can wait for the images before it runs a command.
 //
 // What a push leaves lives in memory only: a reboot of the lab forgets it.
 package main
@@ -27,12 +30,13 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5000", "address to listen on (plain HTTP)")
+	ready := flag.String("ready", "", "file to create once the seeds are pushed")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: labregistry [-addr HOST:PORT] [REPO:TAG=ARCHIVE.tar ...]")
+		fmt.Fprintln(os.Stderr, "usage: labregistry [-addr HOST:PORT] [-ready FILE] [REPO:TAG=ARCHIVE.tar ...]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if err := run(*addr, flag.Args()); err != nil {
+	if err := run(*addr, *ready, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "labregistry:", err)
 		os.Exit(1)
 	}
@@ -41,7 +45,7 @@ func main() {
 // run listens first, so that a client that starts right after the lab's
 // init sees a registry (an empty one for a moment) rather than a refused
 // connection, then pushes the seeds to itself and serves until killed.
-func run(addr string, seeds []string) error {
+func run(addr, ready string, seeds []string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -51,6 +55,11 @@ func run(addr string, seeds []string) error {
 	go func() { served <- srv.Serve(ln) }()
 	for _, seed := range seeds {
 		if err := push(ln.Addr().String(), seed); err != nil {
+			return err
+		}
+	}
+	if ready != "" {
+		if err := os.WriteFile(ready, nil, 0o644); err != nil {
 			return err
 		}
 	}
