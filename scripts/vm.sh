@@ -549,7 +549,10 @@ cmd_test() {
 # build_lab: minictr and each lesson's program into $results/bin (the lab
 # puts them on PATH), and the lab's part of the initramfs.
 build_lab() {
-	mkdir -p "$results/bin"
+	# Built into the cache, where go build finds the binary of the last run
+	# up to date and does not link it again, then linked into /results/bin.
+	local bin=$cache/bin
+	mkdir -p "$results/bin" "$bin/lessons"
 	if [ -d "$repo/cmd/minictr" ]; then
 		say "go build ./cmd/minictr"
 		local flags=(CGO_ENABLED=0 go build)
@@ -557,36 +560,38 @@ build_lab() {
 			grep -q "^$(cd "$repo" && go list -m)/"; then
 			flags=(CGO_ENABLED=1 go build -ldflags '-linkmode external -extldflags -static')
 		fi
-		(cd "$repo" && env "${flags[@]}" -o "$results/bin/minictr" ./cmd/minictr)
+		(cd "$repo" && env "${flags[@]}" -o "$bin/minictr" ./cmd/minictr)
+		put "$bin/minictr" "$results/bin/minictr"
 	else
 		say "note: cmd/minictr does not exist yet; the lab has the lessons only"
 	fi
 	# The registry comes from /results too, not the initramfs: it starts in
 	# the background, and 8 MB less to unpack is a faster boot.
 	say "go build ./scripts/labregistry"
-	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$results/bin/labregistry" ./scripts/labregistry)
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$bin/labregistry" ./scripts/labregistry)
+	put "$bin/labregistry" "$results/bin/labregistry"
 	# Each lesson's main.go becomes lessonNN in the lab's PATH (there is no
 	# Go toolchain inside the VM). One go command builds them all in
-	# parallel (as NN-topic); a lesson that does not compile is built again
-	# alone, for its error, and left out.
-	local lesson lessons=() out=$results/bin/lessons
+	# parallel (as NN-topic); when one does not compile, each is built
+	# again alone, for its error, and that one is left out.
+	local lesson lessons=() all_built=1
 	for lesson in "$repo"/lessons/[0-9][0-9]-*/; do
 		[ -f "$lesson/main.go" ] && lessons+=("./lessons/$(basename "$lesson")")
 	done
 	say "go build ${lessons[*]}"
-	mkdir -p "$out"
-	(cd "$repo" && CGO_ENABLED=0 go build -o "$out/" "${lessons[@]}" 2>/dev/null) || true
+	(cd "$repo" && CGO_ENABLED=0 go build -o "$bin/lessons/" "${lessons[@]}" 2>/dev/null) || all_built=
 	for lesson in "${lessons[@]##*/}"; do
-		if [ -x "$out/$lesson" ] ||
-			(cd "$repo" && CGO_ENABLED=0 go build -o "$out/$lesson" "./lessons/$lesson"); then
-			mv "$out/$lesson" "$results/bin/lesson${lesson%%-*}"
-		else
+		if [ -z "$all_built" ] && ! (cd "$repo" && CGO_ENABLED=0 go build -o "$bin/lessons/$lesson" "./lessons/$lesson"); then
 			say "warning: lessons/$lesson does not build"
+			continue
 		fi
+		put "$bin/lessons/$lesson" "$results/bin/lesson${lesson%%-*}"
 	done
-	rmdir "$out"
 	build_lab_cpio
 }
+
+# put FILE DEST: a hard link where it can, a copy where it cannot.
+put() { ln -f "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 
 # The lab's own part of the initramfs, a second cpio archive appended to
 # the cached one (the kernel unpacks both): the motd with each lesson's
