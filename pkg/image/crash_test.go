@@ -101,7 +101,7 @@ func workChild(root string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dir, _, err := s.workDir("load")
+	dir, _, err := s.workDir("save")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
