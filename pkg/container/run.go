@@ -265,9 +265,11 @@ func (r *run) prepareRoot() error {
 }
 
 // applyLayer is how a copy snapshot writes a layer: the image store's safe
-// extractor, so that copied layers cannot escape the root either.
+// extractor, so that copied layers cannot escape the root either. The
+// layers below are the container's root already: their symlinks resolve
+// inside it, as the container will see them.
 func applyLayer(tar io.Reader, dir string) error {
-	_, err := layer.Apply(tar, dir, layer.Options{})
+	_, err := layer.Apply(tar, dir, layer.Options{InRoot: true})
 	return err
 }
 
