@@ -68,8 +68,9 @@ func (r reaper) reap() error {
 // state directory no one holds.
 func (r reaper) reapRunRoot(t trace.Tracer) error {
 	parent := filepath.Join(r.RunRoot, "containers")
-	var errs []error
-	for _, name := range readDirNames(parent) {
+	names, err := readDirNames(parent)
+	errs := []error{err}
+	for _, name := range names {
 		dir := filepath.Join(parent, name)
 		if strings.HasPrefix(name, creatingPrefix) {
 			errs = append(errs, removeUnheld(dir))
@@ -101,8 +102,9 @@ func (r reaper) reapRunRoot(t trace.Tracer) error {
 // kept: it is stopped, not garbage.
 func (r reaper) reapRoot(t trace.Tracer) error {
 	parent := filepath.Join(r.Root, "containers")
-	var errs []error
-	for _, name := range readDirNames(parent) {
+	names, err := readDirNames(parent)
+	errs := []error{err}
+	for _, name := range names {
 		dir := filepath.Join(parent, name)
 		if strings.HasPrefix(name, creatingPrefix) || strings.HasPrefix(name, probePrefix) {
 			errs = append(errs, removeUnheld(dir))
@@ -189,14 +191,17 @@ func removeUnheld(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// readDirNames lists dir, or nothing when it does not exist (yet).
-func readDirNames(dir string) []string {
-	entries, _ := os.ReadDir(dir)
+// readDirNames lists dir, which need not exist (yet).
+func readDirNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
 	names := make([]string, len(entries))
 	for i, e := range entries {
 		names[i] = e.Name()
 	}
-	return names
+	return names, err
 }
 
 // destroyCgroup removes the cgroup name in every hierarchy, if it exists.
