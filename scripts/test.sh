@@ -16,6 +16,7 @@ go vet ./...
 
 say "go test ./... as root (cgroup $( [ -e /sys/fs/cgroup/cgroup.controllers ] && echo v2 || echo v1))"
 go test -count=1 ./...
+scripts/fuzz.sh # each fuzz target for a few seconds (the seeds ran just above)
 
 say "tests as an unprivileged user (root-only parts skip)"
 bins=$(mktemp -d /tmp/minictr-tests.XXXXXX)

@@ -87,6 +87,7 @@ var rules = []rule{
 	{"internal/hostilegen", nil, "the command that writes testdata/hostile"},
 	{"internal/depcheck", nil, "this test"},
 	{"internal/vmtest", nil, "tests run in the lab VM"},
+	{"internal/securitytest", list(xsys), "the probe the security corpus runs inside a container: a static command"},
 	{"scripts", list("internal/testenv"), "commands of the scripts (mkrootfs)"},
 }
 

@@ -76,6 +76,10 @@ func TestSnapshotSeesOddNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(odd, "30")
+	// The kernel names the process after the file it ran (comm); argv[0]
+	// stays "sleep", so that a busybox /bin/sleep (the lab VM's) still
+	// knows which applet to be.
+	cmd.Args[0] = "sleep"
 	if err := cmd.Start(); err != nil {
 		t.Skipf("needs /bin/sleep: %v", err)
 	}

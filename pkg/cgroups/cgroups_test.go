@@ -319,7 +319,9 @@ func TestCPUQuotaThrottles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.NrPeriods == 0 || s.NrThrottled == 0 || s.ThrottledTime == 0 {
+	// The throttled time is only logged: a 6.1 kernel under emulation
+	// (the lab VM) was seen to count 9 throttled periods and 0s.
+	if s.NrPeriods == 0 || s.NrThrottled == 0 {
 		t.Errorf("a busy loop under a 10%% quota was not throttled: %+v", s)
 	}
 	// 10% of a second is 100ms; allow the last period and scheduling slack.

@@ -17,6 +17,17 @@ func (s *setup) mount(source, target, fstype string, flags uintptr, data string)
 	return nil
 }
 
+// attach moves the detached mount fd onto target (move_mount(2)): the
+// mount, made by the engine in no mount namespace, joins ours.
+func (s *setup) attach(fd int, target, fstype string) error {
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount " + fstype, Path: target, Err: err}
+	}
+	s.t.Step(stage, fmt.Sprintf("move_mount(%d, \"\", AT_FDCWD, %q, MOVE_MOUNT_F_EMPTY_PATH): attach the engine's detached %s", fd, target, fstype),
+		fmt.Sprintf("# no shell equivalent: the %s was made by the engine (fsmount) and passed over the handshake socket", fstype))
+	return nil
+}
+
 // remountReadOnly makes the mount at target read-only.
 func (s *setup) remountReadOnly(target string) error {
 	return s.remount(target, unix.MS_RDONLY)

@@ -19,6 +19,11 @@ type Mount struct {
 	Source, Target, Type string
 	Flags                uintptr
 	Data                 string
+	// FD, when not 0, is a detached mount (fsmount(2), open_tree(2)) that
+	// the init received, attached on Target with move_mount(2) instead of
+	// mounting Source: how an overlay with idmapped layers, which only the
+	// engine can make, arrives.
+	FD int `json:",omitempty"`
 }
 
 // Config describes the root filesystem Setup builds.
@@ -150,6 +155,13 @@ func (s *setup) makePrivate() error {
 func (s *setup) mountRoot() error {
 	for _, m := range s.cfg.Mounts {
 		if m.Target != "/" {
+			continue
+		}
+		if m.FD != 0 {
+			if err := s.attach(m.FD, s.root, m.Type); err != nil {
+				return err
+			}
+			s.rootMounted = true
 			continue
 		}
 		if err := s.mountData(m.Source, s.root, m.Type, m.Flags, m.Data); err != nil {

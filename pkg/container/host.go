@@ -23,6 +23,11 @@ type snapshotFacts struct {
 	Dev    uint64        `json:"dev"`    // its filesystem (st_dev): a new one asks again
 	Kind   snapshot.Kind `json:"kind"`   // overlay or copy
 	Reason string        `json:"reason"` // why
+	// With a user namespace (asked the first time one is used): whether
+	// overlay layers can be idmapped mounts here, and why not.
+	IDMapProbed bool   `json:"idmapProbed,omitempty"`
+	IDMap       bool   `json:"idmap,omitempty"`
+	IDMapReason string `json:"idmapReason,omitempty"`
 }
 
 // probePrefix names the directory a probe works in, in <root>/containers:
@@ -55,18 +60,12 @@ func hostSnapshotter(root, runRoot string, t trace.Tracer) (snapshotFacts, error
 	if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &f) == nil && f.Dir == dir && f.Dev == st.Dev {
 		return f, nil
 	}
-	var b [6]byte
-	rand.Read(b[:])
-	probeDir := filepath.Join(dir, probePrefix+hex.EncodeToString(b[:]))
-	l, err := flock.Mkdir(probeDir, 0o700)
-	if err != nil {
-		return snapshotFacts{}, fmt.Errorf("probing overlayfs: %w", err)
-	}
-	kind, reason, err := snapshot.Probe(probeDir)
-	if rerr := os.RemoveAll(probeDir); err == nil {
-		err = rerr
-	}
-	l.Unlock()
+	var kind snapshot.Kind
+	var reason string
+	err := inProbeDir(dir, func(probeDir string) (err error) {
+		kind, reason, err = snapshot.Probe(probeDir)
+		return err
+	})
 	if err != nil {
 		// No verdict (a full disk, say): nothing is kept, and the next
 		// start asks again.
@@ -74,12 +73,55 @@ func hostSnapshotter(root, runRoot string, t trace.Tracer) (snapshotFacts, error
 	}
 	f = snapshotFacts{Dir: dir, Dev: st.Dev, Kind: kind, Reason: reason}
 	t.Step("engine", fmt.Sprintf("probe overlayfs in %s: %s (%s); the answer is kept in %s", dir, kind, reason, cache), "cat "+cache)
+	return f, keepFacts(runRoot, f)
+}
+
+// inProbeDir runs probe in a new directory of dir, flock(2)ed for as long
+// as it runs, so that a probe cut short by a kill is garbage that Reap
+// can tell apart, and removed afterwards.
+func inProbeDir(dir string, probe func(probeDir string) error) error {
+	var b [6]byte
+	rand.Read(b[:])
+	probeDir := filepath.Join(dir, probePrefix+hex.EncodeToString(b[:]))
+	l, err := flock.Mkdir(probeDir, 0o700)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock() // after the removal
+	err = probe(probeDir)
+	if rerr := os.RemoveAll(probeDir); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func keepFacts(runRoot string, f snapshotFacts) error {
 	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(runRoot, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(runRoot, factsFile), data, 0o600)
+}
+
+// hostIDMap completes the facts with whether overlay layers can be
+// idmapped here, probed once (with the IDs u, which any range would do) and
+// kept with the rest. Only an overlay host asks: a copy is chown'd anyway.
+func hostIDMap(runRoot string, f snapshotFacts, u *usernsRecord, t trace.Tracer) (snapshotFacts, error) {
+	if f.IDMapProbed || f.Kind != snapshot.Overlay {
+		return f, nil
+	}
+	var ok bool
+	var reason string
+	err := inProbeDir(f.Dir, func(probeDir string) (err error) {
+		ok, reason, err = probeIDMap(probeDir, u, t)
+		return err
+	})
 	if err != nil {
 		return f, err
 	}
-	if err := os.MkdirAll(runRoot, 0o700); err != nil {
-		return f, err
-	}
-	return f, atomicfile.Write(cache, data, 0o600)
+	f.IDMapProbed, f.IDMap, f.IDMapReason = true, ok, reason
+	return f, keepFacts(runRoot, f)
 }

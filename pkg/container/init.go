@@ -15,6 +15,7 @@ import (
 	"github.com/minictr/minictr/pkg/chroot"
 	"github.com/minictr/minictr/pkg/namespaces"
 	"github.com/minictr/minictr/pkg/privileges"
+	"github.com/minictr/minictr/pkg/seccomp"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -38,6 +39,103 @@ type initSpec struct {
 	// Cgroups are the host's hierarchies to mount at /sys/fs/cgroup, from
 	// the layout the engine read once.
 	Cgroups []chroot.CgroupMount `json:"cgroups,omitempty"`
+	// FileMounts are the indexes in Mounts of the detached mounts the
+	// engine sends as files with the spec, in that order (idmapRoot).
+	FileMounts []int `json:"fileMounts,omitempty"`
+	// Seccomp is the compiled filter (seccomp.Filter.MarshalBinary) to
+	// install before exec; empty for an unconfined container.
+	Seccomp []byte `json:"seccomp,omitempty"`
+	// Tty: make a terminal in the container's /dev/pts, its stdio.
+	Tty bool `json:"tty,omitempty"`
+	// Keyring names the fresh session keyring the init joins; "" keeps the
+	// engine's (NoNewKeyring).
+	Keyring string `json:"keyring,omitempty"`
+}
+
+// openTerminal makes a terminal in the container's own devpts, as runc
+// does for a console: a pair from /dev/ptmx, whose other end becomes the
+// init's controlling terminal (the init leads a session of its own,
+// namespaces.Config.NewSession) and its stdin, stdout and stderr. The
+// master goes to the engine, which copies it; `tty` in the container
+// prints /dev/pts/0, a terminal the host never had.
+func openTerminal(t trace.Tracer) (*os.File, error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: "/dev/ptmx", Err: err}
+	}
+	master := os.NewFile(uintptr(fd), "/dev/ptmx")
+	fail := func(err error) (*os.File, error) { master.Close(); return nil, err }
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		return fail(os.NewSyscallError("ioctl TIOCSPTLCK", err))
+	}
+	// TIOCGPTPEER opens the other end through the master, never through a
+	// path in /dev/pts that something could have replaced.
+	peer, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	if errno != 0 {
+		return fail(os.NewSyscallError("ioctl TIOCGPTPEER", errno))
+	}
+	slave := int(peer)
+	defer unix.Close(slave)
+	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
+		return fail(os.NewSyscallError("ioctl TIOCSCTTY", err))
+	}
+	for i := 0; i <= 2; i++ {
+		if err := unix.Dup3(slave, i, 0); err != nil {
+			return fail(os.NewSyscallError("dup3", err))
+		}
+	}
+	n, _ := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+	t.Step("tty", fmt.Sprintf("open /dev/ptmx, TIOCGPTPEER: /dev/pts/%d as the controlling terminal (TIOCSCTTY) and stdio; its master goes to the engine", n), "")
+	return master, nil
+}
+
+// filter decodes the compiled seccomp filter; nil for none.
+func (s *initSpec) filter() (*seccomp.Filter, error) {
+	if len(s.Seccomp) == 0 {
+		return nil, nil
+	}
+	var f seccomp.Filter
+	if err := f.UnmarshalBinary(s.Seccomp); err != nil {
+		return nil, fmt.Errorf("reading init spec: %w", err)
+	}
+	return &f, nil
+}
+
+// keyPossessorAll is KEY_POS_ALL: every right for the keyring's
+// possessors, none for anyone else (keyctl_setperm(3)).
+const keyPossessorAll = 0x3f000000
+
+// joinSessionKeyring gives the container a session keyring of its own, as
+// runc does. Keyrings are not namespaced: a process that inherits the
+// engine's session keyring possesses it, so it could read the keys in it
+// (and every keyring linked there) and add keys the host's session then
+// holds. A fresh one is empty and belongs to the container alone.
+//
+// ENOSYS is a kernel without keys: nothing to reach. EPERM is a seccomp
+// filter of minictr's own (minictr run inside another container) that
+// refuses keyctl: the container inherits that filter, so it cannot reach
+// a keyring either.
+func joinSessionKeyring(name string, t trace.Tracer) error {
+	if name == "" {
+		return nil
+	}
+	id, err := unix.KeyctlJoinSessionKeyring(name)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		t.Step("keyring", fmt.Sprintf("no session keyring of its own: keyctl: %v", err), "")
+		return nil
+	}
+	if err != nil {
+		return os.NewSyscallError("keyctl KEYCTL_JOIN_SESSION_KEYRING", err)
+	}
+	// A new keyring lets every process of its uid view, list and link it:
+	// root in any other container could. Only its possessors may now,
+	// the processes of this container, whatever uid they switch to.
+	if err := unix.KeyctlSetperm(id, keyPossessorAll); err != nil {
+		return os.NewSyscallError("keyctl KEYCTL_SETPERM", err)
+	}
+	t.Step("keyring", fmt.Sprintf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q): a new, empty session keyring, for its possessors only", name),
+		fmt.Sprintf("keyctl session %s  # then: keyctl setperm @s %#x", name, keyPossessorAll))
+	return nil
 }
 
 // IsInit reports whether this process is a container init started by Run.
@@ -57,6 +155,10 @@ func InitMain() int {
 	var s initSpec
 	if err := json.Unmarshal(payload, &s); err != nil {
 		rep.Fail(125, fmt.Errorf("reading init spec: %w", err))
+		return 125
+	}
+	if err := s.receiveMounts(rep.Files()); err != nil {
+		rep.Fail(125, err)
 		return 125
 	}
 	code, err := s.start(rep)
@@ -90,6 +192,16 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	if err := loopbackUp(t); err != nil {
 		return 125, err
 	}
+	if err := joinSessionKeyring(s.Keyring, t); err != nil {
+		return 125, err
+	}
+	var master *os.File // -t: the terminal's, for the engine
+	if s.Tty {
+		if master, err = openTerminal(t); err != nil {
+			return 125, err
+		}
+		defer master.Close()
+	}
 
 	p := s.Process
 	user, err := privileges.LookupUser("/", p.User)
@@ -103,6 +215,25 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	path, err := lookPath(p.Args[0], envValue(env, "PATH"))
 	if err != nil {
 		return execCode(err), err
+	}
+	filter, err := s.filter()
+	if err != nil {
+		return 125, err
+	}
+	// seccomp(2) lets a thread install a filter only with no_new_privs or
+	// with CAP_SYS_ADMIN (a filter could otherwise fool a setuid program
+	// into running with a syscall failed under it). Docker sets
+	// no_new_privs only when asked, so without it the filter goes in now,
+	// while the init still holds CAP_SYS_ADMIN, and the calls that drop
+	// privileges run under it, as in runc (the engine checked that the
+	// profile lets them through). With no_new_privs it goes in last,
+	// after every step but exec, so that as little as possible of the
+	// init runs filtered.
+	early := filter != nil && !p.NoNewPrivileges
+	if early {
+		if err := seccomp.Install(filter, t); err != nil {
+			return 125, err
+		}
 	}
 	err = privileges.Apply(privileges.Config{
 		User:            user,
@@ -126,8 +257,19 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 	}
 	// Last word with the engine, which sets the limits a Go init could not
 	// live under (pids) while we wait.
-	if err := rep.Ready(); err != nil {
+	var send []*os.File
+	if master != nil {
+		send = append(send, master)
+	}
+	if err := rep.Ready(send...); err != nil {
 		return 125, err
+	}
+	if filter != nil && !early {
+		// On this thread, which set no_new_privs (privileges.Apply and
+		// Handshake lock it): Install checks no_new_privs on the caller.
+		if err := seccomp.Install(filter, t); err != nil {
+			return 125, err
+		}
 	}
 	t.Step("exec", fmt.Sprintf("execve(%q, %q)", path, p.Args), "exec "+shellQuote(p.Args))
 	err = unix.Exec(path, p.Args, env)

@@ -28,6 +28,9 @@ type RunOptions struct {
 	Spec    Spec
 	Root    string // persistent state: <Root>/containers/<id> holds an image container's snapshot
 	RunRoot string // live state: <RunRoot>/containers/<id>
+	// SubUIDFile and SubGIDFile are where --userns=auto finds its ranges;
+	// "" is /etc/subuid and /etc/subgid.
+	SubUIDFile, SubGIDFile string
 
 	// Lease, when set, keeps the image (Spec.Image) from being removed
 	// while the container uses it. Run calls it with the container's ID
@@ -129,6 +132,16 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 	if r.layout, err = cgroupLayout(r.t); err != nil {
 		return &StartError{Code: 125, Err: err}
 	}
+	profile, source, confined, err := o.Spec.seccompProfile()
+	if err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	if confined {
+		// Without no_new_privs the init installs the filter while it is
+		// still privileged, so the calls that drop privileges must pass.
+		r.filter = compileSeccomp(profile, source, profileName(o.Spec.Seccomp), process.Capabilities,
+			!process.NoNewPrivileges, filepath.Join(o.RunRoot, "seccomp"))
+	}
 	r.init = initSpec{
 		Process:    process,
 		Rootfs:     o.Spec.Rootfs,
@@ -136,6 +149,12 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		ReadOnly:   o.Spec.ReadOnly,
 		Privileged: o.Spec.Privileged,
 		Cgroups:    cgroupMounts(r.layout),
+	}
+	if !o.Spec.NoNewKeyring {
+		// Named after the full ID, which nobody inside a container can
+		// guess: keyctl(KEYCTL_JOIN_SESSION_KEYRING) joins an existing
+		// keyring of that name instead of making one.
+		r.init.Keyring = "_ses.minictr-" + r.id
 	}
 	if r.init.Hostname == "" {
 		r.init.Hostname = stringid.Short(r.id)
@@ -154,10 +173,13 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		// First, before anything exists: from here on every minictr sees
 		// a container that is alive while this engine is.
 		{"creating container state", r.record},
+		{"allocating the user namespace's IDs", r.allocateUserNS},
 		{"leasing the image", r.lease},
 		{"preparing the root filesystem from the image", r.prepareRoot},
 		{"creating cgroup", r.createCgroup},
+		{"compiling the seccomp profile", r.seccomp},
 		{"starting container init", r.startInit},
+		{"idmapping the image's layers", r.idmapRoot},
 		{"joining cgroup", r.joinCgroup},
 		{"recording the container's init", r.recordInit},
 		{"releasing the init", r.release},
@@ -185,8 +207,13 @@ type run struct {
 	layout  *cgroups.Layout // the host's, read once
 	cg      cgroups.Cgroup
 	child   *namespaces.Child
-	started bool // the init exec'd the user's process
+	started bool            // the init exec'd the user's process
+	filter  <-chan compiled // the seccomp filter being compiled; nil: unconfined
+	streams *streams        // the container's stdio
 	undo    undo
+
+	snap  *snapshot.Snapshot // an image container's
+	files []*os.File         // sent to the init with its spec (idmapRoot)
 }
 
 // record writes the container's first state record, locked by this
@@ -224,10 +251,17 @@ func (r *run) lease() error {
 // snapshot whose mounts the init makes in its own mount namespace.
 func (r *run) prepareRoot() error {
 	if len(r.o.Spec.Layers) == 0 {
-		return nil // --rootfs: the directory is the root
+		return r.rootfsReachable() // --rootfs: the directory is the root
 	}
 	facts, err := hostSnapshotter(r.o.Root, r.o.RunRoot, r.t)
+	if err == nil && r.st.UserNS != nil {
+		facts, err = hostIDMap(r.o.RunRoot, facts, r.st.UserNS, r.t)
+	}
 	if err != nil {
+		return err
+	}
+	opts := snapshot.Options{Kind: facts.Kind, Reason: facts.Reason, Apply: applyLayer, Tracer: r.t}
+	if err := r.userNSSnapshot(&opts, facts); err != nil {
 		return err
 	}
 	// The snapshot's directory starts with a record that outlives a
@@ -247,11 +281,11 @@ func (r *run) prepareRoot() error {
 		defer owned.Unlock()
 		return snapshot.Remove(dir, r.t)
 	})
-	snap, err := snapshot.Prepare(dir, r.o.Spec.Layers, snapshot.Options{
-		Kind: facts.Kind, Reason: facts.Reason, Apply: applyLayer, Tracer: r.t})
+	snap, err := snapshot.Prepare(dir, r.o.Spec.Layers, opts)
 	if err != nil {
 		return err
 	}
+	r.snap = snap
 	if snap.Kind == snapshot.Copy && r.o.Warn != nil {
 		// Slower and bigger than an overlay: the user should know why.
 		r.o.Warn(snap.Reason + ": using copies of the image's layers")
@@ -305,22 +339,43 @@ func (r *run) createCgroup() error {
 // startInit re-executes minictr as the container's init in new namespaces;
 // it waits on the handshake socket until released.
 func (r *run) startInit() error {
-	term := foregroundTerminal(r.o.Stdin)
-	cfg := namespaces.Config{
-		Args:            []string{"minictr", initArg},
-		Env:             []string{"PATH=" + DefaultPath, initEnv},
-		Namespaces:      Namespaces,
-		Stdin:           r.o.Stdin,
-		Stdout:          r.o.Stdout,
-		Stderr:          r.o.Stderr,
-		Tracer:          r.t,
-		NewProcessGroup: true,
-		Foreground:      term != nil,
+	s, err := newStreams(&r.o)
+	if err != nil {
+		return err
 	}
+	r.streams = s
+	r.undo.push(func() error { s.finish(); return nil })
+	cfg := namespaces.Config{
+		Args:       []string{"minictr", initArg},
+		Env:        []string{"PATH=" + DefaultPath, initEnv},
+		Namespaces: Namespaces,
+		Tracer:     r.t,
+		// Pipes, never the engine's own files; a session of its own, so
+		// that the engine's terminal is not its controlling terminal.
+		NewSession: true,
+	}
+	// (A nil *os.File in an interface is not a nil io.Reader.)
+	if s.init[0] != nil {
+		cfg.Stdin = s.init[0]
+	}
+	cfg.Stdout, cfg.Stderr = s.init[1], s.init[2]
+	r.init.Tty = r.o.Spec.Tty
+	r.userNamespace(&cfg)
 	if r.o.TraceFile != nil {
 		cfg.ExtraFiles = []*os.File{r.o.TraceFile}
 		r.init.TraceFD = 4 // the first extra file, after the handshake socket
 	}
+	// The init is minictr until it execs the user's program: it runs from a
+	// handle that cannot be written, never from the host's file.
+	// (Its overlay's empty layer: in the run root, or in the temporary
+	// directory when the binary lives above the run root.)
+	empty := []string{filepath.Join(r.o.RunRoot, "exe-lower"), filepath.Join(os.TempDir(), "minictr-exe-lower")}
+	exe, err := namespaces.SealedExe("/proc/self/exe", empty, r.t)
+	if err != nil {
+		return err
+	}
+	defer exe.Close() // the child has its own
+	cfg.Exe = exe
 	// The init dies with the thread that started it (Pdeathsig), so that a
 	// killed engine never leaves a container behind: keep that thread ours
 	// until the container is gone (Run unlocks it). Not earlier: a locked
@@ -331,9 +386,7 @@ func (r *run) startInit() error {
 		return err
 	}
 	r.child = child
-	if term != nil {
-		r.undo.push(func() error { return takeTerminalBack(term) })
-	}
+	s.started()
 	r.undo.push(func() error {
 		if !r.started {
 			_ = child.Signal(syscall.SIGKILL)
@@ -364,13 +417,22 @@ func (r *run) recordInit() error {
 // release sends the init its spec and waits for its exec (or its error);
 // the pids limit comes last, when the init no longer needs threads.
 func (r *run) release() error {
+	defer r.closeFiles() // the init has its copies now
 	payload, err := json.Marshal(r.init)
 	if err != nil {
 		return err
 	}
+	if testHookBeforeRelease != nil {
+		testHookBeforeRelease(r.child.Pid)
+	}
 	r.t.Step("engine", "release the init: send its spec over the handshake socket, wait for exec or an error", "")
 	pids := r.o.Spec.Resources.PidsLimit
 	lastLimits := func() error {
+		if r.o.Spec.Tty {
+			if err := r.streams.attachTerminal(r.child.Files(), r.t); err != nil {
+				return &StartError{Code: 125, Err: fmt.Errorf("attaching the container's terminal: %w", err)}
+			}
+		}
 		if pids == 0 {
 			return nil
 		}
@@ -379,17 +441,22 @@ func (r *run) release() error {
 		}
 		return nil
 	}
-	if err := releaseInterruptible(r.child, payload, lastLimits, r.o.Signals); err != nil {
+	if err := releaseInterruptible(r.child, payload, lastLimits, r.o.Signals, r.files...); err != nil {
 		return err
 	}
 	r.started = true
 	return nil
 }
 
+// testHookBeforeRelease, set by tests only, runs while the init waits to
+// be released: still minictr, blocked, as it is during any set-up.
+var testHookBeforeRelease func(initPid int)
+
 // wait forwards signals until the container's process ends and turns its
 // ending into Run's result.
 func (r *run) wait(ctx context.Context) error {
-	status, err := waitForwarding(ctx, r.child, r.o.Signals)
+	status, err := waitForwarding(ctx, r.child, r.o.Signals, r.streams)
+	r.streams.finish() // the rest of its output, before the exit status
 	if err != nil {
 		return fmt.Errorf("waiting for container: %w", err)
 	}
@@ -410,7 +477,7 @@ func (r *run) wait(ctx context.Context) error {
 // killed and the signal becomes the exit status (128+N), as for a container
 // killed by it, instead of waiting in a buffer for a container that the
 // user no longer wants.
-func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() error, sigs <-chan os.Signal) error {
+func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() error, sigs <-chan os.Signal, files ...*os.File) error {
 	done := make(chan struct{})
 	interrupted := make(chan syscall.Signal, 1)
 	go func() {
@@ -430,7 +497,7 @@ func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() 
 			}
 		}
 	}()
-	err := child.Release(payload, ready)
+	err := child.Release(payload, ready, files...)
 	close(done)
 	select {
 	case sig := <-interrupted:
@@ -453,7 +520,9 @@ func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() 
 
 // waitForwarding waits for the child, passing on the signals minictr gets
 // and killing it when ctx is done.
-func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os.Signal) (syscall.WaitStatus, error) {
+// With a terminal, a SIGWINCH is not forwarded: the container's terminal
+// takes the new size, and its kernel signals the container's foreground.
+func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os.Signal, s *streams) (syscall.WaitStatus, error) {
 	type result struct {
 		ws  syscall.WaitStatus
 		err error
@@ -468,6 +537,10 @@ func waitForwarding(ctx context.Context, child *namespaces.Child, sigs <-chan os
 		case r := <-done:
 			return r.ws, r.err
 		case sig := <-sigs:
+			if sig == syscall.SIGWINCH && s != nil && s.master != nil {
+				s.resize()
+				continue
+			}
 			_ = child.Signal(sig)
 		case <-ctx.Done():
 			_ = child.Signal(syscall.SIGKILL)

@@ -26,7 +26,22 @@ type Spec struct {
 	ReadOnly        bool     // mount the root filesystem read-only
 	Privileged      bool     // all capabilities, no masked or read-only paths
 	CapAdd, CapDrop []string // changes to docker's default capabilities
+	UserNS          string   // "" or UserNSHost: the host's user namespace; UserNSAuto: one of its own
 	Resources       cgroups.Resources
+	// Seccomp is the syscall filter: "" for docker's default profile,
+	// SeccompUnconfined for none, or a profile file in docker's JSON
+	// format. Privileged containers are unconfined, as in docker.
+	Seccomp string
+	// OpenStdin (-i) gives the container RunOptions.Stdin; without it the
+	// container's stdin is /dev/null, as in docker.
+	OpenStdin bool
+	// Tty (-t) gives the container a terminal of its own as stdin, stdout
+	// and stderr, instead of pipes.
+	Tty bool
+	// NoNewKeyring keeps the engine's session keyring for the container
+	// instead of a fresh one (runc's --no-new-keyring): a wall lowered,
+	// for tests and lessons that show what the fresh keyring stops.
+	NoNewKeyring bool
 }
 
 // Process is the program a container runs and its identity: what the user
@@ -84,6 +99,9 @@ func (s *Spec) validate() (Process, error) {
 		if err := checkInside(s.Rootfs, p.Workdir); err != nil {
 			return p, fmt.Errorf("%w: working directory %s: %w", ErrInvalidSpec, p.Workdir, err)
 		}
+	}
+	if err := s.checkUserNS(); err != nil {
+		return p, err
 	}
 	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
 	if err != nil {

@@ -2,7 +2,9 @@ package container
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,11 +40,14 @@ type state struct {
 	// Pid is the container's init on the host, once it exists.
 	Pid int `json:"pid,omitempty"`
 	// PidStart is the init's start time (field 22 of /proc/PID/stat).
-	PidStart uint64    `json:"pidStart,omitempty"`
-	Image    string    `json:"image,omitempty"`
-	Rootfs   string    `json:"rootfs,omitempty"`
-	Cgroups  []string  `json:"cgroups,omitempty"`
-	Created  time.Time `json:"created"`
+	PidStart uint64   `json:"pidStart,omitempty"`
+	Image    string   `json:"image,omitempty"`
+	Rootfs   string   `json:"rootfs,omitempty"`
+	Cgroups  []string `json:"cgroups,omitempty"`
+	// UserNS is the range of host IDs the container's user namespace maps,
+	// with --userns=auto: this record is its allocation (allocateUserNS).
+	UserNS  *usernsRecord `json:"userns,omitempty"`
+	Created time.Time     `json:"created"`
 }
 
 // rootRecord is a container's record under the persistent root, written
@@ -112,6 +117,18 @@ func createLocked(parent, id, name string, v any) (*flock.Lock, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// held reports whether the container whose directory is dir has an owner:
+// someone holds its lock. One that cannot be judged counts as held, since
+// it is what the caller leaves alone.
+func held(dir string) bool {
+	l, err := flock.Try(dir)
+	if err == nil {
+		l.Unlock()
+		return false
+	}
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // removeState removes a state directory. Its remover holds its lock, so a

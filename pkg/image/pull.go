@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -150,9 +152,16 @@ func pickManifest(im *v1.IndexManifest, p v1.Platform, where string) (v1.Hash, e
 		if m.Platform == nil {
 			continue
 		}
-		seen = append(seen, platformString(*m.Platform))
+		ps := platformString(*m.Platform)
+		if slices.ContainsFunc(strings.Split(ps, "/"), badPlatformPart) {
+			ps = strconv.Quote(ps) // the index's text, not ours: no newline may reach the error
+		}
+		seen = append(seen, ps)
 		if m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture &&
 			(p.Variant == "" || m.Platform.Variant == "" || p.Variant == m.Platform.Variant) {
+			if err := checkDigest("the manifest for "+platformString(p)+" in "+where, m.Digest); err != nil {
+				return v1.Hash{}, err
+			}
 			return m.Digest, nil
 		}
 	}
@@ -168,10 +177,12 @@ func platformString(p v1.Platform) string {
 	return s
 }
 
-// ParsePlatform reads "os/arch[/variant]" as --platform takes it.
+// ParsePlatform reads "os/arch[/variant]" as --platform takes it. Each part
+// is letters, digits, '_', '-' or '.', as containerd's parser wants: a space
+// or a newline would only travel on into a registry query or an error.
 func ParsePlatform(s string) (v1.Platform, error) {
 	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+	if len(parts) < 2 || len(parts) > 3 || slices.ContainsFunc(parts, badPlatformPart) {
 		return v1.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
 	}
 	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
@@ -179,4 +190,8 @@ func ParsePlatform(s string) (v1.Platform, error) {
 		p.Variant = parts[2]
 	}
 	return p, nil
+}
+
+func badPlatformPart(p string) bool {
+	return p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != ""
 }

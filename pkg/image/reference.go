@@ -5,6 +5,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -37,6 +38,11 @@ func ParseReference(s string) (Reference, error) {
 func parseReference(s string, insecure []string) (Reference, error) {
 	if strings.TrimSpace(s) == "" {
 		return Reference{}, fmt.Errorf("invalid reference %q: empty", s)
+	}
+	// No reference holds a space or a control character; refused here, a
+	// newline would reach the user unquoted in go-containerregistry's error.
+	if i := strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }); i >= 0 {
+		return Reference{}, fmt.Errorf("invalid reference %q: %q is not allowed in a reference", s, []rune(s[i:])[0])
 	}
 	if err := checkRepository(s); err != nil {
 		return Reference{}, fmt.Errorf("invalid reference %q: %w", s, err)
@@ -178,10 +184,20 @@ func (r Reference) String() string {
 }
 
 // Familiar is the short form docker prints in `images`: "busybox" for
-// docker.io/library/busybox, the full name elsewhere.
+// docker.io/library/busybox, the full name elsewhere. The short form must
+// name the same image again: "library/" goes only before a single component
+// (docker.io/library/a/b stays library/a/b), and docker.io stays when the
+// first component would be read as a registry (docker.io/r.o/l).
 func (r Reference) Familiar() string {
 	if r.Registry != DefaultRegistry {
 		return r.Name()
 	}
-	return strings.TrimPrefix(r.Repository, "library/")
+	short := r.Repository
+	if rest, ok := strings.CutPrefix(short, "library/"); ok && !strings.Contains(rest, "/") {
+		short = rest
+	}
+	if registryOf(short) != "" {
+		return r.Name()
+	}
+	return short
 }

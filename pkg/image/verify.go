@@ -34,15 +34,31 @@ func checkManifest(raw []byte) (*v1.Manifest, error) {
 	if m.Config.Size > MaxManifestSize || m.Config.Size < 0 {
 		return nil, fmt.Errorf("%w: config of %d bytes is over the %d-byte limit", ErrInvalid, m.Config.Size, MaxManifestSize)
 	}
+	if err := checkDigest("config", m.Config.Digest); err != nil {
+		return nil, err
+	}
 	if len(m.Layers) == 0 {
 		return nil, fmt.Errorf("%w: manifest lists no layers", ErrInvalid)
 	}
-	for _, l := range m.Layers {
+	for i, l := range m.Layers {
+		if err := checkDigest(fmt.Sprintf("layer %d", i+1), l.Digest); err != nil {
+			return nil, err
+		}
 		if l.Size < 0 {
 			return nil, fmt.Errorf("%w: layer %s has a negative size", ErrInvalid, l.Digest)
 		}
 	}
 	return m, nil
+}
+
+// checkDigest refuses a descriptor without a digest (go-containerregistry
+// leaves it zero: the store would name blobs/ itself) or with another
+// algorithm than the sha256 the store verifies and names files by.
+func checkDigest(what string, d v1.Hash) error {
+	if d.Algorithm != "sha256" {
+		return fmt.Errorf("%w: %s has digest %q, want a sha256 digest", ErrInvalid, what, d)
+	}
+	return nil
 }
 
 // checkNotAmbiguous refuses a document with both "manifests" (an index) and

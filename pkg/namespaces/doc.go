@@ -28,12 +28,18 @@
 //  3. Meanwhile the parent does what must happen before the container runs:
 //     put the child's PID in a cgroup, wire its network.
 //  4. Release sends the payload (the init spec) as a 4-byte length and the
-//     bytes, and reads the answer.
+//     bytes, and reads the answer. Files may travel with it (SCM_RIGHTS,
+//     unix(7)): what the parent could only make once the child existed,
+//     such as a mount idmapped through the child's user namespace. With a
+//     uid map written by root, setgroups stays allowed and the child drops
+//     the parent's supplementary groups.
 //  5. Handshake returns the payload; if a cgroup namespace was requested it
 //     unshares it now, so that the cgroup the parent chose is its root.
 //  6. The child sets up the container (mounts, hostname, privileges), then
-//     reports Ready and waits; Release runs the caller's ready hook (the
-//     engine writes the pids limit there) and sends the go-ahead.
+//     reports Ready, with any files it hands over (the master of a
+//     terminal it made, passed as SCM_RIGHTS), and waits; Release runs the
+//     caller's ready hook (the engine writes the pids limit there, and
+//     takes the files: Child.Files) and sends the go-ahead.
 //  7. The child execs the user's command. The socket is close-on-exec, so
 //     a successful exec closes it and Release reads EOF: it returns nil.
 //  8. If set-up fails, the child calls Reporter.Fail, which writes a JSON
@@ -45,6 +51,13 @@
 // The shell equivalent of step 1 is unshare(1):
 // unshare --uts --pid --mount --ipc --net --fork CMD.
 //
+// Config.NewSession starts the child in a session of its own (setsid(2)):
+// the caller's terminal is not its controlling terminal, so nothing in the
+// container can reach it through /dev/tty or TIOCSTI. Config.Exe re-executes
+// an open file instead of a path: SealedExe opens the binary through a
+// read-only overlayfs attached to no mount namespace, so that the child's
+// /proc/PID/exe cannot be written (CVE-2019-5736), as runc 1.2 does.
+//
 // # Joining a running container
 //
 // Join moves one OS thread into a container's namespaces with setns(2),
@@ -55,7 +68,10 @@
 //
 // # Host side effects
 //
-// None persist. Namespaces are reference-counted by the kernel and vanish
+// SealedExe creates an empty directory (0700) for the overlay's second
+// layer, which stays for the next start; its overlay is never attached to
+// a mount namespace and goes away with the last process running from it.
+// Nothing else persists. Namespaces are reference-counted by the kernel and vanish
 // with their last process (or last open /proc/PID/ns file or bind mount,
 // which this package never makes). Killing the container's processes is
 // all the clean-up there is; the child is started with a parent-death

@@ -20,8 +20,14 @@ var ErrNotChild = errors.New("not started by namespaces.Start: " + envInitFD + "
 // A Reporter is the child's end of the handshake socket, kept open until
 // exec so that a set-up failure can still be reported.
 type Reporter struct {
-	sock *os.File
+	sock  *os.File
+	files []*os.File // sent with the payload (Release's files), close-on-exec
 }
+
+// Files are the files the parent sent with the payload, in Release's
+// order; nil when it sent none. They are close-on-exec: the user's program
+// never inherits them.
+func (r *Reporter) Files() []*os.File { return r.files }
 
 // Handshake is the first thing the re-executed child does. It finds its
 // end of the socket, blocks until the parent calls Release and returns the
@@ -46,7 +52,8 @@ func Handshake() ([]byte, *Reporter, error) {
 	// set it again, so that a successful exec closes the socket.
 	unix.CloseOnExec(fd)
 	r := &Reporter{sock: os.NewFile(uintptr(fd), "init-handshake")}
-	payload, err := readFrame(r.sock)
+	payload, files, err := readFrameFiles(r.sock)
+	r.files = files
 	if err != nil {
 		return nil, r, fmt.Errorf("reading the init payload from fd %d: %w", fd, err)
 	}
@@ -78,11 +85,75 @@ func handshakeEnv() (int, []Kind, error) {
 	return fd, kinds, nil
 }
 
+// readFrameFiles is readFrame that also receives the files attached to the
+// frame's first byte (writeFrameFiles), close-on-exec at once.
+func readFrameFiles(sock *os.File) ([]byte, []*os.File, error) {
+	var size [4]byte
+	oob := make([]byte, unix.CmsgSpace(4*maxFiles))
+	conn, err := sock.SyscallConn()
+	if err != nil {
+		return nil, nil, err
+	}
+	var n, oobn int
+	var rerr error
+	err = conn.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), size[:], oob, unix.MSG_CMSG_CLOEXEC)
+			if rerr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err == nil && rerr != nil {
+		err = os.NewSyscallError("recvmsg", rerr)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := parseRights(oob[:oobn])
+	if err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		return nil, files, io.EOF
+	}
+	if _, err := io.ReadFull(sock, size[n:]); err != nil {
+		return nil, files, err
+	}
+	payload, err := readPayload(sock, size)
+	return payload, files, err
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, os.NewSyscallError("parsing SCM_RIGHTS", err)
+	}
+	var files []*os.File
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			return nil, os.NewSyscallError("parsing SCM_RIGHTS", err)
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "received"))
+		}
+	}
+	return files, nil
+}
+
 func readFrame(r io.Reader) ([]byte, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
 		return nil, err
 	}
+	return readPayload(r, size)
+}
+
+func readPayload(r io.Reader, size [4]byte) ([]byte, error) {
 	n := binary.BigEndian.Uint32(size[:])
 	if n > maxPayload {
 		return nil, fmt.Errorf("payload of %d bytes is over the %d limit", n, maxPayload)
@@ -118,9 +189,17 @@ func (r *Reporter) Fail(code int, err error) {
 // pids limit there, which a Go init still starting threads could not live
 // with earlier (runc writes its cgroup limits at the same point, which it
 // calls procReady). An error means the parent refused, or is gone.
-func (r *Reporter) Ready() error {
+//
+// files, if any, travel with the message (SCM_RIGHTS, unix(7)): the
+// parent's Child.Files returns them, e.g. the master of a terminal the
+// child made inside its own /dev/pts. The child may close its copies once
+// Ready returns.
+func (r *Reporter) Ready(files ...*os.File) error {
 	data, _ := json.Marshal(answer{Ready: true})
-	if err := writeFrame(r.sock, data); err != nil {
+	if len(files) > maxFiles {
+		return fmt.Errorf("telling the parent set-up is done: %d files are over the %d limit", len(files), maxFiles)
+	}
+	if err := writeFrameFiles(r.sock, data, files); err != nil {
 		return fmt.Errorf("telling the parent set-up is done: %w", err)
 	}
 	var goAhead [1]byte

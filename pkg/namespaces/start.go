@@ -39,7 +39,11 @@ type IDMap struct{ ContainerID, HostID, Size int }
 
 // Config says what to re-execute and in which namespaces.
 type Config struct {
-	Path       string   // binary to re-execute; "" = /proc/self/exe
+	Path string // binary to re-execute; "" = /proc/self/exe
+	// Exe, when set, is the binary to re-execute as an open file (see
+	// SealedExe), instead of Path: the child runs it through
+	// /proc/self/fd, so that its /proc/PID/exe is this file.
+	Exe        *os.File
 	Args       []string // argv; Args[0] must be "minictr" (testscript dispatches on argv[0])
 	Env        []string // nil = this process's environment
 	Namespaces []Kind
@@ -49,6 +53,11 @@ type Config struct {
 	Stdout, Stderr           io.Writer
 	ExtraFiles               []*os.File // appear in the child as fd 4, 5, ... (fd 3 is the handshake socket)
 	Tracer                   trace.Tracer
+	// NewSession puts the child in a session of its own (setsid(2)) with
+	// no controlling terminal: nothing it does reaches the caller's
+	// terminal (TIOCSTI, /dev/tty), and the caller's Ctrl-C reaches it
+	// only as the caller forwards it. It excludes NewProcessGroup.
+	NewSession bool
 	// NewProcessGroup puts the child in a process group of its own, so
 	// that signals for the caller's group (a Ctrl-C, a shell's kill -INT
 	// -PGID) reach it once, through the caller, not twice.
@@ -66,6 +75,8 @@ type Child struct {
 
 	cmd  *exec.Cmd
 	sock *os.File // the parent's end of the handshake socket
+
+	files []*os.File // sent with Ready
 
 	waitOnce sync.Once
 	status   syscall.WaitStatus
@@ -110,6 +121,16 @@ func Start(cfg Config) (*Child, error) {
 	if path == "" {
 		path = "/proc/self/exe"
 	}
+	extra := append([]*os.File{childEnd}, cfg.ExtraFiles...)
+	shown := path // for --explain
+	if cfg.Exe != nil {
+		// The last of the child's descriptors: execve opens the file
+		// before it closes anything, and the init marks it close-on-exec
+		// with the rest before it execs the user's program.
+		path = fmt.Sprintf("/proc/self/fd/%d", initFD+len(extra))
+		extra = append(extra, cfg.Exe)
+		shown = cfg.Exe.Name()
+	}
 	env := cfg.Env
 	if env == nil {
 		env = os.Environ()
@@ -124,10 +145,12 @@ func Start(cfg Config) (*Child, error) {
 		Stdin:       cfg.Stdin,
 		Stdout:      cfg.Stdout,
 		Stderr:      cfg.Stderr,
-		ExtraFiles:  append([]*os.File{childEnd}, cfg.ExtraFiles...),
+		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
-	if cfg.NewProcessGroup {
+	if cfg.NewSession {
+		attr.Setsid = true
+	} else if cfg.NewProcessGroup {
 		attr.Setpgid = true
 		attr.Foreground = cfg.Foreground
 		attr.Ctty = 0 // the child's stdin
@@ -137,7 +160,7 @@ func Start(cfg Config) (*Child, error) {
 		return nil, fmt.Errorf("starting init in new namespaces (%s): %w", FlagNames(kinds), err)
 	}
 	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, sock: parentEnd}
-	traceStart(t, c.Pid, path, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
+	traceStart(t, c.Pid, shown, cfg.Args, kinds, cfg.UIDMappings, cfg.GIDMappings)
 	return c, nil
 }
 
@@ -163,15 +186,30 @@ func sysProcAttr(kinds []Kind, uids, gids []IDMap) (*syscall.SysProcAttr, error)
 	}
 	attr.UidMappings = idMaps(uids)
 	attr.GidMappings = idMaps(gids)
-	// An unprivileged-style map: setgroups is denied, so that nobody inside
-	// can drop a group that the host uses to deny access.
-	attr.GidMappingsEnableSetgroups = false
 	// Become root of the new namespace before exec. Without it the child
 	// keeps the host's uid 0, which is unmapped inside, and execve drops
 	// every capability (capabilities(7), "Effect of user ID changes").
 	attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	if privilegedMapper() {
+		// Root wrote the maps, so setgroups stays allowed (the kernel's
+		// deny is for maps an unprivileged user writes): the child drops
+		// the engine's own supplementary groups (setgroups(0, NULL)),
+		// which would otherwise follow it in as unmapped host groups that
+		// still open host files, and -u can set the user's groups.
+		attr.GidMappingsEnableSetgroups = true
+		attr.Credential.NoSetGroups = false
+		return attr, nil
+	}
+	// An unprivileged map: setgroups is denied, so that nobody inside can
+	// drop a group that the host uses to deny access.
+	attr.GidMappingsEnableSetgroups = false
 	return attr, nil
 }
+
+// privilegedMapper reports whether this process writes uid and gid maps as
+// root, which the kernel lets keep setgroups(2) (user_namespaces(7),
+// "Interaction with system calls that change process UIDs or GIDs").
+func privilegedMapper() bool { return os.Geteuid() == 0 }
 
 func idMaps(ms []IDMap) []syscall.SysProcIDMap {
 	out := make([]syscall.SysProcIDMap, len(ms))
@@ -216,7 +254,9 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 		t.Step("namespaces", fmt.Sprintf("write uid map %d %d %d", m.ContainerID, m.HostID, m.Size),
 			fmt.Sprintf("echo '%d %d %d' > /proc/%d/uid_map", m.ContainerID, m.HostID, m.Size, pid))
 	}
-	t.Step("namespaces", "deny setgroups before writing the gid map", fmt.Sprintf("echo deny > /proc/%d/setgroups", pid))
+	if !privilegedMapper() {
+		t.Step("namespaces", "deny setgroups before writing the gid map", fmt.Sprintf("echo deny > /proc/%d/setgroups", pid))
+	}
 	for _, m := range gids {
 		t.Step("namespaces", fmt.Sprintf("write gid map %d %d %d", m.ContainerID, m.HostID, m.Size),
 			fmt.Sprintf("echo '%d %d %d' > /proc/%d/gid_map", m.ContainerID, m.HostID, m.Size, pid))
@@ -237,16 +277,26 @@ func traceStart(t trace.Tracer, pid int, path string, args []string, kinds []Kin
 // (or exec'd without the go-ahead, which Release kills), never a success.
 // Release never hangs on a dead child: the child's death closes its end of
 // the socket too.
-func (c *Child) Release(payload []byte, ready func() error) error {
+//
+// files, if any, travel with the payload (SCM_RIGHTS, unix(7)): the child
+// finds its copies in Reporter.Files, in the same order. They are how the
+// engine hands over what only it can make once the child exists, such as a
+// mount idmapped through the child's user namespace. The caller keeps (and
+// closes) its own copies.
+func (c *Child) Release(payload []byte, ready func() error, files ...*os.File) error {
 	defer c.sock.Close()
 	if len(payload) > maxPayload {
 		return fmt.Errorf("releasing init: payload of %d bytes is over the %d limit", len(payload), maxPayload)
 	}
-	if err := writeFrame(c.sock, payload); err != nil {
+	if len(files) > maxFiles {
+		return fmt.Errorf("releasing init: %d files are over the %d limit", len(files), maxFiles)
+	}
+	if err := writeFrameFiles(c.sock, payload, files); err != nil {
 		// EPIPE: the child closed its end, most likely by dying.
 		return c.silentDeath("before the handshake", err)
 	}
-	msg, err := readFrame(c.sock)
+	msg, files, err := readFrameFiles(c.sock)
+	c.files = files
 	if errors.Is(err, io.EOF) {
 		// A child that dies is already exiting when its socket closes, so
 		// the kill changes nothing of its status; one that exec'd without
@@ -289,6 +339,45 @@ func (c *Child) Release(payload []byte, ready func() error) error {
 	return &InitError{Message: failed.Message, Code: failed.Code}
 }
 
+// maxFiles bounds the descriptors that travel with the payload.
+const maxFiles = 16
+
+// writeFrameFiles is writeFrame with files attached to the length prefix,
+// whose first byte carries them (a stream socket's rights travel with the
+// bytes they were sent with).
+func writeFrameFiles(sock *os.File, payload []byte, files []*os.File) error {
+	if len(files) == 0 {
+		return writeFrame(sock, payload)
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	var size [4]byte
+	binary.BigEndian.PutUint32(size[:], uint32(len(payload)))
+	conn, err := sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = conn.Write(func(fd uintptr) bool {
+		for {
+			serr = unix.Sendmsg(int(fd), size[:], unix.UnixRights(fds...), nil, 0)
+			if serr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err == nil && serr != nil {
+		err = os.NewSyscallError("sendmsg", serr)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = sock.Write(payload)
+	return err
+}
+
 func writeFrame(w io.Writer, payload []byte) error {
 	frame := make([]byte, 4+len(payload))
 	binary.BigEndian.PutUint32(frame, uint32(len(payload)))
@@ -312,6 +401,10 @@ func describe(s syscall.WaitStatus) string {
 	}
 	return fmt.Sprintf("exit status %d", s.ExitStatus())
 }
+
+// Files returns the files the child sent with Ready (Reporter.Ready),
+// once Release has read it (from inside ready on): the caller owns them.
+func (c *Child) Files() []*os.File { return c.files }
 
 // Signal sends sig to the child.
 func (c *Child) Signal(sig os.Signal) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -65,11 +66,41 @@ func testInit() int {
 			return 125
 		}
 		return execOrFail(r, "/bin/sleep", "60")
+	case "send-file":
+		// A pipe's read end travels with Ready; what was written into it
+		// is there for the parent to read.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			r.Fail(125, err)
+			return 125
+		}
+		pw.Write(payload)
+		pw.Close()
+		if err := r.Ready(pr); err != nil {
+			return 125
+		}
+		pr.Close()
+		return execUnready(r, "/bin/true")
 	case "fail":
 		r.Fail(126, fmt.Errorf("cannot run %s", payload))
 		return 126
 	case "die-silent":
 		return 4
+	case "files":
+		// Write the payload into each received file, then report which
+		// are close-on-exec.
+		for _, f := range r.Files() {
+			flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0)
+			if err != nil || flags&unix.FD_CLOEXEC == 0 {
+				r.Fail(125, fmt.Errorf("received %s is not close-on-exec (%v)", f.Name(), err))
+				return 125
+			}
+			if _, err := f.Write(payload); err != nil {
+				r.Fail(125, err)
+				return 125
+			}
+		}
+		return execOrFail(r, "/bin/sh", "-c", fmt.Sprintf("exit %d", len(r.Files())))
 	}
 	r.Fail(125, fmt.Errorf("unknown test mode %q", mode))
 	return 125
@@ -112,6 +143,8 @@ type facts struct {
 	Namespaces    map[string]string
 	Interfaces    []string // name, and "up" when it is
 	TouchedAsRoot bool
+	Setgroups     string // /proc/self/setgroups
+	Groups        []int
 }
 
 func inspect(payload []byte) error {
@@ -130,6 +163,9 @@ func inspect(payload []byte) error {
 		}
 	}
 	f := facts{Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Namespaces: nsLinks("/proc/thread-self")}
+	sg, _ := os.ReadFile("/proc/self/setgroups")
+	f.Setgroups = strings.TrimSpace(string(sg))
+	f.Groups, _ = os.Getgroups()
 	f.Hostname, _ = os.Hostname()
 	ifaces, err := net.Interfaces()
 	if err != nil {
@@ -249,6 +285,16 @@ func TestStartUserNamespace(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	// Give the engine a supplementary group the map leaves out, which the
+	// child must not keep.
+	groups, err := syscall.Getgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setgroups([]int{0, 4}); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setgroups(groups)
 	var out bytes.Buffer
 	var rec trace.Recorder
 	ids := []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
@@ -265,6 +311,11 @@ func TestStartUserNamespace(t *testing.T) {
 	}
 	if f.UID != 0 || f.GID != 0 {
 		t.Errorf("inside uid/gid = %d/%d, want 0/0", f.UID, f.GID)
+	}
+	// Root mapped the ids: setgroups stays allowed, and the engine's own
+	// groups (here host gid 0, unmapped inside) were dropped.
+	if f.Setgroups != "allow" || len(f.Groups) != 0 {
+		t.Errorf("inside: setgroups %q, groups %v; want allow and none", f.Setgroups, f.Groups)
 	}
 	if host := nsLinks("/proc/self"); f.Namespaces["user"] == host["user"] {
 		t.Errorf("user namespace is the host's: %s", host["user"])
@@ -336,6 +387,32 @@ func TestReleaseReadyHook(t *testing.T) {
 	}
 }
 
+// Ready can pass files to the parent (a terminal's master, for -t): they
+// arrive with the message, in the ready hook.
+func TestReadyPassesFiles(t *testing.T) {
+	c := start(t, "send-file", Config{})
+	var got []byte
+	err := c.Release([]byte("passed over the socket"), func() error {
+		files := c.Files()
+		if len(files) != 1 {
+			return fmt.Errorf("%d files arrived, want 1", len(files))
+		}
+		defer files[0].Close()
+		var err error
+		got, err = io.ReadAll(files[0])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "passed over the socket" {
+		t.Errorf("read %q from the passed file", got)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 0 {
+		t.Errorf("exit status %d", status.ExitStatus())
+	}
+}
+
 // The ready phase is mandatory: a child that execs without reporting Ready
 // is no success, however its name changed (the old heuristic took a new
 // name for an exec), and it does not run on.
@@ -348,6 +425,40 @@ func TestReleaseExecWithoutReady(t *testing.T) {
 	}
 	if status, _ := c.Wait(); !status.Signaled() || status.Signal() != syscall.SIGKILL {
 		t.Errorf("the program exec'd without Ready ended with %v, want SIGKILL", status)
+	}
+}
+
+// Files sent with the payload reach the child, in order, close-on-exec;
+// without files the child gets none.
+func TestReleaseFiles(t *testing.T) {
+	dir := t.TempDir()
+	var files []*os.File
+	for _, name := range []string{"a", "b"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	c := start(t, "files", Config{})
+	if err := c.Release([]byte("from the parent"), nil, files...); err != nil {
+		t.Fatalf("Release with files = %v", err)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 2 {
+		t.Errorf("the child received %d files, want 2", status.ExitStatus())
+	}
+	for _, name := range []string{"a", "b"} {
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); string(got) != "from the parent" {
+			t.Errorf("file %s holds %q, want what the child wrote through its copy", name, got)
+		}
+	}
+	c = start(t, "files", Config{})
+	if err := c.Release([]byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := c.Wait(); status.ExitStatus() != 0 {
+		t.Errorf("the child received %d files, want none", status.ExitStatus())
 	}
 }
 

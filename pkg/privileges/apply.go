@@ -36,6 +36,10 @@ type Config struct {
 //     execve would too, as in docker);
 //  5. PR_SET_NO_NEW_PRIVS, so setuid binaries cannot undo any of it.
 //
+// A seccomp filter (pkg/seccomp) comes before step 1 when no_new_privs is
+// off, since installing one then needs CAP_SYS_ADMIN, and after step 5
+// when it is on, on the same thread: the container's init does both.
+//
 // Capabilities and no_new_privs belong to a thread, not a process. Apply
 // therefore locks the calling goroutine to its OS thread for good: call
 // execve from the same goroutine, and the new program inherits this

@@ -10,17 +10,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/pkg/resolve"
 )
 
-// MaxID is the largest uid or gid a user can have. Ids are 32 bits, and
-// 4294967295, (uid_t)-1, is no id: setresuid(2) and chown(2) read it as
-// "leave unchanged". A larger number would wrap around to a small one
-// (4294967296 is root), so both are refused.
-const MaxID = 4294967294
+// MaxID is the largest uid or gid a user can have, as in runc (whose user
+// package keeps ids within 31 bits, for 32-bit systems). The kernel takes
+// 32 bits: setresuid(4294967296) is setresuid(0), and 4294967295,
+// (uid_t)-1, means "leave unchanged", so either would keep the process
+// root; anything above MaxID is refused.
+const MaxID = 1<<31 - 1
 
 // A User is who the container's process runs as.
 type User struct {
@@ -47,6 +49,9 @@ type User struct {
 // to /usr/lib/passwd reads the image's /usr/lib/passwd, as in docker, and
 // no symlink can make us read a host file.
 func LookupUser(rootfs, spec string) (User, error) {
+	if strings.ContainsFunc(spec, unicode.IsControl) {
+		return User{}, fmt.Errorf("invalid user %q: it contains a control character", spec)
+	}
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" {
 		userPart = "0"
@@ -160,12 +165,36 @@ func numericID(kind, s string) (id int, ok bool, err error) {
 // maxUserFile bounds what is read of /etc/passwd and /etc/group.
 const maxUserFile = 16 << 20
 
+// openUserFile opens /etc/passwd or /etc/group of the image: a regular
+// file (read up to maxUserFile: a link to /dev/urandom never ends), or a
+// FIFO, which blocks until a writer comes, as it does for runc and docker;
+// a start stuck on one ends with Ctrl-C (run_start_edges proves it). A
+// device, socket or directory is refused. O_NONBLOCK lets the first open
+// look without blocking; a FIFO is then opened again to be read.
+func openUserFile(root *os.File, name string) (*os.File, error) {
+	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		f.Close()
+		return nil, err
+	case fi.Mode().IsRegular():
+		return f, nil
+	case fi.Mode()&fs.ModeNamedPipe != 0:
+		f.Close()
+		return resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY, 0)
+	}
+	f.Close()
+	return nil, errors.New("not a regular file")
+}
+
 // readEntries splits each line of a colon-separated file into fields,
 // skipping blank and comment lines. A missing file has no entries.
 func readEntries(root *os.File, name string) ([][]string, error) {
-	// O_NONBLOCK: a FIFO must not hang the start; only a regular file is
-	// read, and only so much of it (a link to /dev/urandom never ends).
-	f, err := resolve.Open(root, name, resolve.InRoot, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	f, err := openUserFile(root, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -173,9 +202,6 @@ func readEntries(root *os.File, name string) ([][]string, error) {
 		return nil, fmt.Errorf("reading /%s of the image: %w", name, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading /%s of the image: not a regular file", name)
-	}
 	var entries [][]string
 	sc := bufio.NewScanner(io.LimitReader(f, maxUserFile))
 	for sc.Scan() {

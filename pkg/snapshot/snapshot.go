@@ -41,8 +41,14 @@ type Options struct {
 	// ".wh." entries, onto dir (deleting what the whiteouts name). Only
 	// Copy needs it; the engine passes the image store's safe extractor
 	// (pkg/image/layer.Apply), so copied layers cannot escape dir either.
-	Apply  func(tar io.Reader, dir string) error
-	Tracer trace.Tracer
+	Apply func(tar io.Reader, dir string) error
+	// UIDMap and GIDMap, for a container with a user namespace of its own,
+	// are its maps: the snapshot is made for its root, an unprivileged ID
+	// on the host. An overlay then asks for idmapped lower layers (see
+	// Mounts and Detach) and gives its upper directory to the mapped root;
+	// a copy is chown'd into the range.
+	UIDMap, GIDMap []IDMap
+	Tracer         trace.Tracer
 }
 
 // A Snapshot is the private, writable root filesystem of one container:
@@ -54,6 +60,10 @@ type Snapshot struct {
 	Kind   Kind     `json:"kind"`
 	Reason string   `json:"reason,omitempty"` // with Copy: why overlayfs could not be used
 	Lowers []string `json:"lowers,omitempty"` // with Overlay: the layer directories, top first
+	// UIDMap and GIDMap are the user namespace maps the snapshot was made
+	// for (Options); none for a container in the host's user namespace.
+	UIDMap []IDMap `json:"uidMap,omitempty"`
+	GIDMap []IDMap `json:"gidMap,omitempty"`
 }
 
 // record is the file in DIR that says what Prepare made, written last.
@@ -65,7 +75,10 @@ const record = "snapshot.json"
 // rootfs. It mounts nothing: Mounts says what to mount, and where.
 func Prepare(dir string, lowers []string, o Options) (*Snapshot, error) {
 	t := trace.Or(o.Tracer)
-	s := &Snapshot{Dir: dir, Kind: o.Kind, Reason: o.Reason}
+	s := &Snapshot{Dir: dir, Kind: o.Kind, Reason: o.Reason, UIDMap: o.UIDMap, GIDMap: o.GIDMap}
+	if (len(o.UIDMap) == 0) != (len(o.GIDMap) == 0) {
+		return nil, fmt.Errorf("preparing snapshot: a uid map needs a gid map, and the other way round")
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("preparing snapshot: %w", err)
 	}
@@ -78,6 +91,9 @@ func Prepare(dir string, lowers []string, o Options) (*Snapshot, error) {
 		err = s.prepareCopy(lowers, o.Apply, t)
 	default:
 		err = fmt.Errorf("unknown snapshot kind %q", o.Kind)
+	}
+	if err == nil && len(s.UIDMap) > 0 {
+		err = s.chownRoot(t)
 	}
 	if err != nil {
 		return nil, err
@@ -111,15 +127,22 @@ func Load(dir string) (*Snapshot, error) {
 func (s *Snapshot) Rootfs() string { return filepath.Join(s.Dir, "rootfs") }
 
 // Mounts says what to mount on Rootfs: the overlay, or nothing for a copy.
+// A snapshot made with id maps adds "uidmap=" and "gidmap=" options, which
+// are not the kernel's (containerd's spelling): its lower layers must be
+// idmapped mounts, which Detach makes.
 func (s *Snapshot) Mounts() []Mount {
 	if s.Kind != Overlay {
 		return nil
 	}
-	return []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+	opts := []string{
 		"lowerdir=" + strings.Join(s.lowerDirs(), ":"),
 		"upperdir=" + filepath.Join(s.Dir, "upper"),
 		"workdir=" + filepath.Join(s.Dir, "work"),
-	}}}
+	}
+	if len(s.UIDMap) > 0 {
+		opts = append(opts, uidmapOption+formatMaps(s.UIDMap), gidmapOption+formatMaps(s.GIDMap))
+	}
+	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
 }
 
 // Remove deletes the snapshot's directory. Nothing of it is mounted on the

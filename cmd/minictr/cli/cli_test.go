@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/internal/testenv"
 )
@@ -15,7 +20,53 @@ import (
 // the engine's re-execution of /proc/self/exe (with argv[0] "minictr")
 // reaches Main.
 func TestMain(m *testing.M) {
-	testenv.Main(m, map[string]func() int{"minictr": Main})
+	testenv.Main(m, map[string]func() int{"minictr": Main, "keyring-session": keyringSession})
+}
+
+// keyringSession is "keyring-session NAME COMMAND...": it joins a new
+// session keyring of its own (never the host's keyrings), adds a user key
+// NAME that only a possessor of the keyring may even see, and runs
+// COMMAND, which inherits that session keyring: a victim for the keyring
+// wall that harms nothing if the wall fails. Afterwards it says on stderr
+// whether a key "planted-NAME" appeared in its session keyring, and exits
+// with COMMAND's status.
+func keyringSession() int {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: keyring-session NAME COMMAND...")
+		return 2
+	}
+	// A session keyring belongs to a thread's credentials: join, add and
+	// fork on one thread (Go forks from the calling thread).
+	runtime.LockOSThread()
+	name := os.Args[1]
+	if _, err := unix.KeyctlJoinSessionKeyring(name + "-session"); err != nil {
+		fmt.Fprintln(os.Stderr, "keyctl join:", err)
+		return 1
+	}
+	id, err := unix.AddKey("user", name, []byte("secret"), unix.KEY_SPEC_SESSION_KEYRING)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "add_key:", err)
+		return 1
+	}
+	const possessorAll = 0x3f000000 // KEY_POS_ALL: nobody else may view it
+	if err := unix.KeyctlSetperm(id, possessorAll); err != nil {
+		fmt.Fprintln(os.Stderr, "keyctl setperm:", err)
+		return 1
+	}
+	cmd := exec.Command(os.Args[2], os.Args[3:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	_, serr := unix.KeyctlSearch(unix.KEY_SPEC_SESSION_KEYRING, "user", "planted-"+name, 0)
+	fmt.Fprintf(os.Stderr, "keyring-session: planted key in the session keyring: %v\n", serr == nil)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 func TestScripts(t *testing.T) {

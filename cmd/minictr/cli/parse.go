@@ -24,6 +24,10 @@ func parseBytes(s string) (int64, error) {
 	if n < 0 || n == math.MaxInt64 {
 		return 0, fmt.Errorf("too large")
 	}
+	// RAMInBytes rounds down: "0.5" would be 0, which means no limit at all.
+	if n == 0 && strings.ContainsAny(s, "123456789") {
+		return 0, fmt.Errorf("less than one byte")
+	}
 	return n, nil
 }
 
@@ -85,6 +89,11 @@ func envEntry(e string) (string, bool, error) {
 	}
 	if strings.ContainsAny(key, " \t") {
 		return "", false, fmt.Errorf("variable name %q contains whitespace", key)
+	}
+	// execve(2) takes C strings: a NUL would fail the container's start,
+	// after everything was set up, instead of here.
+	if strings.ContainsRune(e, 0) {
+		return "", false, fmt.Errorf("variable %q contains a NUL byte", key)
 	}
 	if hasValue {
 		return e, true, nil

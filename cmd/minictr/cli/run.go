@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/pkg/cgroups"
 	"github.com/minictr/minictr/pkg/container"
@@ -20,26 +22,30 @@ import (
 
 // runFlags are the flags of `minictr run`, as docker spells them.
 type runFlags struct {
-	rootfs      string
-	pull        string
-	platform    string
-	entrypoint  string
-	hostname    string
-	memory      string
-	memorySwap  string
-	cpus        string
-	cpuShares   int64
-	pidsLimit   int64
-	env         []string
-	envFiles    []string
-	workdir     string
-	user        string
-	readOnly    bool
-	capAdd      []string
-	capDrop     []string
-	privileged  bool
-	securityOpt []string
-	rm          bool
+	rootfs       string
+	pull         string
+	platform     string
+	entrypoint   string
+	hostname     string
+	memory       string
+	memorySwap   string
+	cpus         string
+	cpuShares    int64
+	pidsLimit    int64
+	env          []string
+	envFiles     []string
+	workdir      string
+	user         string
+	readOnly     bool
+	capAdd       []string
+	capDrop      []string
+	privileged   bool
+	securityOpt  []string
+	rm           bool
+	interactive  bool
+	tty          bool
+	noNewKeyring bool
+	userns       string
 
 	entrypointSet bool // --entrypoint was given, perhaps as ""
 }
@@ -73,6 +79,12 @@ func newRunCmd(g *globals) *cobra.Command {
 			sigs := make(chan os.Signal, 8)
 			signal.Notify(sigs, forwardedSignals...)
 			defer signal.Stop(sigs)
+			// minictr copies the container's output to its own stdout: a
+			// reader that goes away must fail that copy (EPIPE), not kill
+			// minictr with SIGPIPE before it removes the container. (A
+			// handled signal, unlike an ignored one, is not inherited by
+			// the container's process.)
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			opts.Signals = sigs
 			return container.Run(context.Background(), opts)
 		},
@@ -97,8 +109,13 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	fl.StringSliceVar(&f.capAdd, "cap-add", nil, "add Linux capabilities (or ALL)")
 	fl.StringSliceVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities (or ALL)")
-	fl.BoolVar(&f.privileged, "privileged", false, "give all capabilities and lift the masked and read-only paths")
-	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options (no-new-privileges[=true|false])")
+	fl.BoolVar(&f.privileged, "privileged", false, "give all capabilities, lift the masked and read-only paths, no seccomp filter")
+	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "security options: no-new-privileges[=true|false], seccomp=unconfined, seccomp=PROFILE.json (docker's format)")
+	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep minictr's session keyring instead of a fresh one (runc's flag; lowers a wall)")
+	_ = fl.MarkHidden("no-new-keyring")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container minictr's stdin (without it: /dev/null)")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "give the container a terminal of its own (in raw mode with -i)")
+	fl.StringVar(&f.userns, "userns", "host", `user namespace: "host" (root inside is the host's), or "auto" (root inside is an unprivileged uid from /etc/subuid's ranges for "minictr")`)
 	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always, until container lifecycle commands exist)")
 	// -h is --hostname, as in docker; help stays reachable as --help.
 	cmd.Flags().BoolP("help", "", false, "help for run")
@@ -126,9 +143,15 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	if err != nil {
 		return o, usageError{err}
 	}
-	noNewPrivs, err := parseSecurityOpts(f.securityOpt)
+	sec, err := parseSecurityOpts(f.securityOpt)
 	if err != nil {
 		return o, usageError{err}
+	}
+	if f.tty && f.interactive {
+		// Docker's check: keystrokes for a terminal must come from one.
+		if !readsTerminal(g.stdin) {
+			return o, usageError{errors.New("the input device is not a TTY")}
+		}
 	}
 	o = container.RunOptions{
 		Spec: container.Spec{
@@ -137,7 +160,7 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 				Env:             env,
 				Workdir:         f.workdir,
 				User:            f.user,
-				NoNewPrivileges: noNewPrivs,
+				NoNewPrivileges: sec.noNewPrivs,
 			},
 			Rootfs:     f.rootfs,
 			Hostname:   f.hostname,
@@ -146,6 +169,12 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 			CapAdd:     f.capAdd,
 			CapDrop:    f.capDrop,
 			Resources:  res,
+			Seccomp:    sec.seccomp,
+			OpenStdin:  f.interactive,
+			Tty:        f.tty,
+			// A wall lowered, as runc's --no-new-keyring: for tests and
+			// lessons that show what the fresh keyring stops.
+			NoNewKeyring: f.noNewKeyring,
 		},
 		Root:    g.root,
 		RunRoot: g.runRoot,
@@ -154,6 +183,9 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 		Stdout:  g.stdout,
 		Stderr:  g.stderr,
 		Tracer:  g.tracer(),
+	}
+	if err := f.userNamespace(&o); err != nil {
+		return o, usageError{err}
 	}
 	if f.rootfs == "" {
 		if err := f.fromImage(g, args[0], &o); err != nil {
@@ -262,7 +294,7 @@ func (f *runFlags) resources() (cgroups.Resources, error) {
 				return r, fmt.Errorf("--memory-swap needs --memory: it limits memory plus swap")
 			}
 			if s < r.Memory {
-				return r, fmt.Errorf("invalid --memory-swap %q: it is memory plus swap, so it must be at least --memory (%s)", f.memorySwap, f.memory)
+				return r, fmt.Errorf("invalid --memory-swap %q: it is memory plus swap, so it must be at least --memory %q", f.memorySwap, f.memory)
 			}
 			r.MemorySwap = s
 		}
@@ -315,19 +347,64 @@ func checkHostname(h string) error {
 	return nil
 }
 
-// parseSecurityOpts understands the one option this engine has so far.
-func parseSecurityOpts(opts []string) (noNewPrivs bool, err error) {
+// securityOpts are the --security-opt values this engine understands.
+type securityOpts struct {
+	noNewPrivs bool
+	seccomp    string // "" (the default profile), "unconfined" or a profile file
+}
+
+// parseSecurityOpts reads docker's spellings: no-new-privileges[=BOOL],
+// seccomp=unconfined, seccomp=builtin (the default) and seccomp=FILE.
+// The profile file is read by the engine, before anything is created.
+func parseSecurityOpts(opts []string) (securityOpts, error) {
+	var s securityOpts
 	for _, o := range opts {
 		key, val, hasVal := strings.Cut(o, "=")
-		if key != "no-new-privileges" {
-			return false, fmt.Errorf("invalid --security-opt %q: only no-new-privileges is supported", o)
-		}
-		noNewPrivs = true
-		if hasVal {
-			if noNewPrivs, err = strconv.ParseBool(val); err != nil {
-				return false, fmt.Errorf("invalid --security-opt %q: want true or false", o)
+		switch key {
+		case "no-new-privileges":
+			s.noNewPrivs = true
+			if hasVal {
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					return s, fmt.Errorf("invalid --security-opt %q: want true or false", o)
+				}
+				s.noNewPrivs = b
 			}
+		case "seccomp":
+			switch {
+			case val == "":
+				return s, fmt.Errorf("invalid --security-opt %q: want seccomp=unconfined or seccomp=PROFILE.json", o)
+			case val == "builtin":
+				s.seccomp = ""
+			default:
+				s.seccomp = val // "unconfined", or a file
+			}
+		default:
+			return s, fmt.Errorf("invalid --security-opt %q: want no-new-privileges or seccomp=unconfined|PROFILE.json", o)
 		}
 	}
-	return noNewPrivs, nil
+	return s, nil
+}
+
+// readsTerminal reports whether r is a terminal (isatty(3): a terminal
+// answers TCGETS; /dev/null, also a character device, does not).
+func readsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// userNamespace passes --userns on, with the subordinate ID files: the
+// system's, or MINICTR_SUBUID and MINICTR_SUBGID (tests and the lab use
+// their own, and leave the host's alone).
+func (f *runFlags) userNamespace(o *container.RunOptions) error {
+	if f.userns != container.UserNSHost && f.userns != container.UserNSAuto {
+		return fmt.Errorf(`invalid --userns %q: want "host" or "auto"`, f.userns)
+	}
+	o.Spec.UserNS = f.userns
+	o.SubUIDFile, o.SubGIDFile = os.Getenv("MINICTR_SUBUID"), os.Getenv("MINICTR_SUBGID")
+	return nil
 }

@@ -28,7 +28,11 @@ type EntryError struct {
 	Err  error
 }
 
-func (e *EntryError) Error() string { return fmt.Sprintf("layer entry %q: %v", e.Name, e.Err) }
+// Error is one line: the cause may hold the entry's name unquoted, in a path.
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("layer entry %q: %s", e.Name, strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(e.Err.Error()))
+}
+
 func (e *EntryError) Unwrap() error { return e.Err }
 
 // cleanName turns a tar entry name into a path relative to the layer
