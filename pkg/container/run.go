@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -480,12 +481,29 @@ func (r *run) wait(ctx context.Context) error {
 func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() error, sigs <-chan os.Signal, files ...*os.File) error {
 	done := make(chan struct{})
 	interrupted := make(chan syscall.Signal, 1)
+	// Once the go-ahead is on its way the container's own program runs (it
+	// may already have printed something): from then on a signal is the
+	// container's to handle, as after the start, not a reason to stop it.
+	var goAhead atomic.Bool
+	readyThenGo := func() error {
+		if ready != nil {
+			if err := ready(); err != nil {
+				return err
+			}
+		}
+		goAhead.Store(true)
+		return nil
+	}
 	go func() {
 		for {
 			select {
 			case <-done:
 				return
 			case sig := <-sigs:
+				if goAhead.Load() {
+					_ = child.Signal(sig)
+					continue
+				}
 				if sig == syscall.SIGWINCH || sig == syscall.SIGUSR1 || sig == syscall.SIGUSR2 {
 					continue // nothing to interrupt for
 				}
@@ -497,7 +515,7 @@ func releaseInterruptible(child *namespaces.Child, payload []byte, ready func() 
 			}
 		}
 	}()
-	err := child.Release(payload, ready, files...)
+	err := child.Release(payload, readyThenGo, files...)
 	close(done)
 	select {
 	case sig := <-interrupted:
