@@ -198,11 +198,16 @@ func (g *group) printStats() {
 // remove kills what is left in the group and removes its directories. The
 // kernel refuses rmdir (EBUSY) until the last process has exited.
 func (g *group) remove() error {
+	killed := map[string]bool{} // a dying process stays listed a moment: kill it once
 	for _, dir := range g.made {
 		var err error
 		for try := 0; try < 100; try++ {
 			procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 			for _, pid := range strings.Fields(string(procs)) {
+				if killed[pid] {
+					continue
+				}
+				killed[pid] = true
 				fmt.Println("$ kill -KILL", pid)
 				n, _ := strconv.Atoi(pid)
 				_ = syscall.Kill(n, syscall.SIGKILL) // gone already is fine
