@@ -38,6 +38,8 @@ type Config struct {
 	// read-only: the unified one alone on a pure v2 host, else one per
 	// directory under /sys/fs/cgroup. None: no cgroup files.
 	Cgroups []CgroupMount
+	// Devices are host device nodes to make in the container (--device).
+	Devices []Device
 	Tracer  trace.Tracer
 }
 
@@ -89,7 +91,7 @@ type setup struct {
 //  3. or, with none, bind-mount the rootfs onto itself (pivot_root needs a
 //     mount point)
 //  4. mount /proc, /sys, the cgroups (read-only), /dev and its children,
-//     and the other cfg.Mounts
+//     and the other cfg.Mounts; make the cfg.Devices nodes
 //  4. pivot_root into the rootfs and detach the host's root
 //  5. mask and make read-only the dangerous /proc and /sys paths
 //  6. with ReadOnly, remount "/" read-only
@@ -112,6 +114,7 @@ func Setup(cfg Config) error {
 		{"mounting /sys/fs/cgroup", s.mountCgroups},
 		{"setting up /dev", s.mountDev},
 		{"mounting volumes", s.mountExtra},
+		{"making --device nodes", s.makeDevices},
 		{"pivoting root", func() error { return PivotRoot(s.root, s.t) }},
 		{"masking paths", s.maskPaths},
 		{"making paths read-only", s.readonlyPaths},
