@@ -69,8 +69,12 @@ func (s *setup) makeNode(d Device) error {
 		if err := unix.Fchownat(dfd, name, int(d.UID), int(d.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "chown", Path: d.Path, Err: err}
 		}
-		s.t.Step(stage, fmt.Sprintf("mknod(%q, %s|%#o, makedev(%d, %d)), chown %d:%d", d.Path, ifmt, d.Mode&0o7777, d.Major, d.Minor, d.UID, d.GID),
-			fmt.Sprintf("mknod -m %o %s %s %d %d && chown %d:%d %s", d.Mode&0o7777, d.Path, kind, d.Major, d.Minor, d.UID, d.GID, d.Path))
+		// Traced with the host's name of the node, as the other steps
+		// before pivot_root are.
+		where, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", dfd))
+		where = path.Join(where, name)
+		s.t.Step(stage, fmt.Sprintf("mknod(%q, %s|%#o, makedev(%d, %d)), chown(%d, %d)", where, ifmt, d.Mode&0o7777, d.Major, d.Minor, d.UID, d.GID),
+			fmt.Sprintf("mknod -m %o %s %s %d %d && chown %d:%d %s", d.Mode&0o7777, where, kind, d.Major, d.Minor, d.UID, d.GID, where))
 		return nil
 	case errors.Is(err, unix.EPERM):
 		s.t.Step(stage, "mknod "+d.Path+" refused (EPERM, user namespace): bind-mount the host's node", "")
