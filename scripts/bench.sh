@@ -129,7 +129,9 @@ printf '%-44s %s\n' "minictr run --userns=auto --rootfs DIR" "$(ms "$(median roo
 printf '%-44s %s\n' "minictr run --userns=auto --rm IMAGE" "$(ms "$(median image-auto)")"
 printf '%-44s %8.2fx  (target <= 1.00x)\n' "ratio minictr --rootfs / runc" "$(awk -v a="$m" -v b="$r" 'BEGIN{print a/b}')"
 printf '%-44s %s  (target < 10 ms)\n' "image path adds (IMAGE - --rootfs)" "$(ms "$(awk -v a="$i" -v b="$m" 'BEGIN{print a-b}')")"
-echo "differences: the median of the per-round differences"
+# The machine's noise, so that a difference can be read against it.
+spread=$(grep "^rootfs " "$work/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {printf "%.1f..%.1f ms", a[int(NR*.1)+1]/1000, a[int(NR*.9)]/1000}')
+echo "differences: the median of the per-round differences (minictr --rootfs p10..p90: $spread)"
 printf '%-44s %s  (target < 2)\n' "walls add, --rootfs (minictr - BASE)" "$(ms "$(pdiff rootfs rootfs-base)")"
 printf '%-44s %s  (target < 2)\n' "walls add, IMAGE (minictr - BASE)" "$(ms "$(pdiff image image-base)")"
 printf '%-44s %s  (target < 5)\n' "--userns=auto adds, --rootfs" "$(ms "$(pdiff rootfs-auto rootfs)")"
