@@ -46,6 +46,9 @@ install_packages() {
 PKGS_RUN=(busybox-static docker-registry tar)        # the demo's image and its local registry
 PKGS_TEST=(busybox-static runc util-linux procps iproute2 tar curl jq
 	docker-registry apache2-utils skopeo umoci podman)  # peers for the interop tests
+# The lab VM (scripts/vm.sh): QEMU, the initramfs tools, and the host tools
+# the lab carries (curl, jq, newuidmap/newgidmap for lesson 02).
+PKGS_VM=(qemu-system-x86 busybox-static kmod xz-utils dpkg apt curl jq uidmap)
 
 # start_registry DIR starts Debian's docker-registry on a free port of
 # 127.0.0.1 with its storage in DIR, sets REGISTRY=127.0.0.1:PORT, and

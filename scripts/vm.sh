@@ -3,6 +3,9 @@
 # hierarchy, the project shared read-only and a results folder read-write.
 #
 #   scripts/vm.sh shell               an interactive lab shell (students)
+#   scripts/vm.sh run 'COMMAND'       boot the lab, run COMMAND as the student's
+#                                     shell would (sh -c, in /root), print its
+#                                     output and exit with its status
 #   scripts/vm.sh test [PATTERN...]   run the test binaries inside the VM,
 #                                     e.g. scripts/vm.sh test ./pkg/cgroups/...
 #   scripts/vm.sh build               only fetch the kernel and make the initramfs
@@ -10,6 +13,12 @@
 #
 # No root is needed on the host: the kernel comes from `apt-get download`,
 # the initramfs is a cpio archive written by busybox, and QEMU runs as you.
+#
+# The lab has what the lessons need (scripts/vm/motd lists it): a busybox
+# root filesystem at /rootfs, a busybox image in minictr's store, lesson
+# 06's layers in /lab/06-images, a registry on 127.0.0.1:5000 holding
+# 127.0.0.1:5000/busybox:latest, curl and jq, newuidmap and newgidmap, and
+# the shell in the cgroup /lab/shell. /etc/minictr-lab marks it.
 #
 # Settings (environment):
 #   VM_CACHE         cache dir (default: .cache/vm in the repository)
@@ -30,9 +39,14 @@ cpus=${VM_CPUS:-2}
 test_timeout=${VM_TEST_TIMEOUT:-300}
 vm_timeout=${VM_TIMEOUT:-1200}
 jobs=${VM_JOBS:-2}
+# Lesson 06's example layers live in its testscript; the lab gets a copy.
+lesson06_layers=$repo/lessons/06-images/testdata/overlay.txtar
 # Test binaries too long for one lane run as two jobs: the named top-level
 # test (-test.run) and the rest (-test.skip), one in each lane.
 split=(cmd_minictr_cli.test:TestScripts)
+# Test binaries that run after the lanes, outside their isolation, where a
+# student's shell runs: the lesson READMEs' steps (internal/labtest).
+lab_lane=(internal_labtest.test)
 
 # Kernel modules the lessons and tests need. The cloud kernel
 # (linux-image-cloud-amd64) has no 9p, hence the generic one.
@@ -45,6 +59,9 @@ modules=(
 	9p 9pnet_virtio virtio_pci # the shares with the host
 )
 
+# install_packages and the package lists (PKGS_VM).
+. "$repo/scripts/lib.sh"
+
 say() { echo "vm.sh: $*" >&2; }
 die() {
 	say "error: $*"
@@ -54,9 +71,14 @@ die() {
 # The host tools this script runs, and the Debian package of each.
 check_tools() {
 	local missing=() tool pkg
+	# As root (CI on a clean machine), install what PKGS_VM lists.
+	if [ "$(id -u)" = 0 ] && command -v dpkg-query >/dev/null; then
+		install_packages "${PKGS_VM[@]}" >&2
+	fi
+	# (the lab's curl, jq, newuidmap and newgidmap are the host's)
 	for pair in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static \
 		modprobe:kmod depmod:kmod xz:xz-utils dpkg-deb:dpkg apt-get:apt \
-		apt-cache:apt; do
+		apt-cache:apt curl:curl jq:jq newuidmap:uidmap newgidmap:uidmap; do
 		tool=${pair%%:*} pkg=${pair#*:}
 		PATH=$PATH:/sbin:/usr/sbin command -v "$tool" >/dev/null || missing+=("$pkg")
 	done
@@ -71,8 +93,7 @@ check_tools() {
 	[ ${#missing[@]} -eq 0 ] && return
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 	if [ "$(id -u)" = 0 ]; then
-		say "installing ${missing[*]}"
-		apt-get install -y "${missing[@]}" >&2
+		install_packages "${missing[@]}" >&2
 	else
 		die "missing packages; run: sudo apt-get install ${missing[*]}"
 	fi
@@ -150,7 +171,8 @@ module_files() {
 # The initramfs: static busybox, the init script, the modules. Rebuilt only
 # when one of its inputs changes (the key is a hash of them).
 build_initramfs() {
-	local key inputs=("$repo"/scripts/vm/{init,run-test,motd} "$repo/internal/testenv/testenv.go" "$(command -v busybox)" "$0") tool
+	local key tool inputs=("$repo"/scripts/vm/{init,run-test} "$repo/internal/testenv/testenv.go" "$(command -v busybox)" "$0"
+		"$repo/scripts/lib.sh" "$lesson06_layers")
 	for tool in "${host_tools[@]}"; do
 		if command -v "$tool" >/dev/null; then inputs+=("$(command -v "$tool")"); fi
 	done
@@ -166,12 +188,15 @@ build_initramfs() {
 	# The same busybox root the tests and the demo use (busybox, its applets,
 	# passwd and group), plus what only the VM needs.
 	(cd "$repo" && go run ./scripts/mkrootfs "$stage")
-	mkdir -p "$stage"/{usr/local/bin,etc/minictr-vm,newroot}
+	mkdir -p "$stage"/{usr/local/bin,etc/minictr-vm,newroot,mnt}
 	copy_host_tools "$stage"
 	install -m 755 "$repo/scripts/vm/init" "$stage/init"
 	install -m 755 "$repo/scripts/vm/run-test" "$stage/etc/minictr-vm/run-test"
-	install -m 644 "$repo/scripts/vm/motd" "$stage/etc/motd"
 	write_etc "$stage"
+	# What the lessons use: the busybox root of lessons 01-04 (the same
+	# mkrootfs, again) and lesson 06's two layers.
+	(cd "$repo" && go run ./scripts/mkrootfs "$stage/rootfs")
+	extract_txtar "$lesson06_layers" "$stage/lab/06-images" base/ top/
 	# Modules keep their place under lib/modules so `modprobe NAME` works in
 	# the VM; etc/minictr-vm/modules is the boot-time load order.
 	# Compressed modules (.ko.xz, .ko.zst) are unpacked here, since busybox's
@@ -201,7 +226,8 @@ build_initramfs() {
 # so that the lab answers the commands of the lessons exactly as the host
 # does. They are dynamically linked: each comes with the libraries ldd
 # names, at the same paths.
-host_tools=(ip ipcmk ipcs ipcrm lsns unshare nsenter findmnt setpriv hostname nft iptables tar)
+host_tools=(ip ipcmk ipcs ipcrm lsns unshare nsenter findmnt setpriv hostname nft iptables tar
+	curl jq newuidmap newgidmap)
 copy_host_tools() {
 	local root=$1 tool path lib
 	for tool in "${host_tools[@]}"; do
@@ -210,7 +236,7 @@ copy_host_tools() {
 		for lib in "$path" $(ldd "$path" 2>/dev/null | grep -o '/[^ ]*'); do
 			mkdir -p "$root$(dirname "$lib")"
 			rm -f "$root$lib"
-			cp -L "$lib" "$root$lib"
+			cp -L --preserve=mode "$lib" "$root$lib"
 		done
 		# Found first in PATH, before busybox's applet of the same name.
 		ln -sf "$path" "$root/usr/local/bin/$tool"
@@ -237,6 +263,33 @@ write_etc() {
 		for tool in /usr/local/bin/*; do alias "${tool##*/}=$tool"; done
 	EOF
 	chmod 1777 "$root/tmp"
+	# Lesson 02's user namespaces: root may map 65536 ids from 100000 on;
+	# minictr --userns=auto (lesson 13) takes ranges of the "minictr" lines.
+	printf 'root:100000:65536\nminictr:200000:655360\n' >"$root/etc/subuid"
+	printf 'root:100000:65536\nminictr:200000:655360\n' >"$root/etc/subgid"
+}
+
+# extract_txtar FILE DIR PREFIX...: the files of a txtar archive whose names
+# start with one of the PREFIXes, written under DIR (a txtar file is the
+# lines after its "-- NAME --" line, up to the next one).
+extract_txtar() {
+	local file=$1 dir=$2
+	shift 2
+	awk -v dir="$dir" -v prefixes="$*" '
+		BEGIN { n = split(prefixes, p, " ") }
+		/^-- .* --$/ {
+			if (out != "") close(out)
+			name = substr($0, 4, length($0) - 6); out = ""
+			for (i = 1; i <= n; i++) if (index(name, p[i]) == 1) out = dir "/" name
+			if (out != "") {
+				d = out; sub(/\/[^\/]*$/, "", d)
+				system("mkdir -p \"" d "\""); printf "" >out
+			}
+			next
+		}
+		out != "" { print >out }
+	' "$file"
+	[ -d "$dir" ] || die "no ${*} files in $file"
 }
 
 # qemu's common arguments. The VM has no network card (-nic none): the
@@ -250,7 +303,7 @@ qemu_args() {
 	args=(
 		-accel "$accel_opt" -cpu "$cpu" -smp "$cpus" -m "$memory"
 		-nic none -no-reboot -display none -vga none
-		-kernel "$kdir/vmlinux" -initrd "$initramfs"
+		-kernel "$kdir/vmlinux" -initrd "${boot_initrd:-$initramfs}"
 		-append "console=ttyS0 panic=-1 softlockup_panic=1 cgroup_no_v1=all quiet loglevel=3 minictr.mode=$mode"
 		-virtfs "local,path=$repo,mount_tag=minictr,security_model=none,readonly=on"
 		-virtfs "local,path=$results,mount_tag=results,security_model=none"
@@ -367,12 +420,19 @@ assign_lanes() {
 	while read -r name seconds dir; do
 		secs=$(awk -v n="$name" '$1 == n {print $2}' "$durations")
 		echo "${secs:-30} $name $seconds $dir"
-	done <"$results/plan" | sort -rn | awk -v jobs="$jobs" '{
+	done < <(grep -vE "^($(
+		IFS='|'
+		echo "${lab_lane[*]}"
+	)) " "$results/plan") | sort -rn | awk -v jobs="$jobs" '{
 		best = 0
 		for (l = 1; l < jobs; l++) if (load[l] < load[best]) best = l
 		load[best] += $1
 		print $2, $3, $4, best + 1
 	}' >"$results/plan.lanes"
+	local lab
+	for lab in "${lab_lane[@]}"; do
+		awk -v n="$lab" '$1 == n {print $1, $2, $3, "lab"}' "$results/plan" >>"$results/plan.lanes"
+	done
 	mv "$results/plan.lanes" "$results/plan"
 }
 
@@ -467,6 +527,9 @@ cmd_test() {
 	prepare
 	rm -rf "$results"
 	build_tests "$@"
+	# The lab's programs and store only for the README steps (the lanes
+	# bring their own).
+	if grep -q ' lab$' "$results/plan"; then build_lab; fi
 	choose_accel
 	say "booting $kver ($accel, $cpus CPUs, $memory); console log: $results/console.log"
 	qemu_args "$accel" test
@@ -484,10 +547,13 @@ cmd_test() {
 	return "$status"
 }
 
-cmd_shell() {
-	prepare
-	rm -rf "$results"
-	mkdir -p "$results/bin"
+# build_lab: minictr and each lesson's program into $results/bin (the lab
+# puts them on PATH), and the lab's part of the initramfs.
+build_lab() {
+	# Built into the cache, where go build finds the binary of the last run
+	# up to date and does not link it again, then linked into /results/bin.
+	local bin=$cache/bin
+	mkdir -p "$results/bin" "$bin/lessons"
 	if [ -d "$repo/cmd/minictr" ]; then
 		say "go build ./cmd/minictr"
 		local flags=(CGO_ENABLED=0 go build)
@@ -495,20 +561,105 @@ cmd_shell() {
 			grep -q "^$(cd "$repo" && go list -m)/"; then
 			flags=(CGO_ENABLED=1 go build -ldflags '-linkmode external -extldflags -static')
 		fi
-		(cd "$repo" && env "${flags[@]}" -o "$results/bin/minictr" ./cmd/minictr)
+		(cd "$repo" && env "${flags[@]}" -o "$bin/minictr" ./cmd/minictr)
+		put "$bin/minictr" "$results/bin/minictr"
 	else
 		say "note: cmd/minictr does not exist yet; the lab has the lessons only"
 	fi
+	# The registry comes from /results too, not the initramfs: it starts in
+	# the background, and 8 MB less to unpack is a faster boot.
+	say "go build ./scripts/labregistry"
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$bin/labregistry" ./scripts/labregistry)
+	put "$bin/labregistry" "$results/bin/labregistry"
 	# Each lesson's main.go becomes lessonNN in the lab's PATH (there is no
-	# Go toolchain inside the VM).
-	local lesson
+	# Go toolchain inside the VM). One go command builds them all in
+	# parallel (as NN-topic); when one does not compile, each is built
+	# again alone, for its error, and that one is left out.
+	local lesson lessons=() all_built=1
 	for lesson in "$repo"/lessons/[0-9][0-9]-*/; do
-		[ -f "$lesson/main.go" ] || continue
-		lesson=$(basename "$lesson")
-		say "go build ./lessons/$lesson"
-		(cd "$repo" && CGO_ENABLED=0 go build -o "$results/bin/lesson${lesson%%-*}" "./lessons/$lesson") ||
-			say "warning: lessons/$lesson does not build"
+		[ -f "$lesson/main.go" ] && lessons+=("./lessons/$(basename "$lesson")")
 	done
+	say "go build ${lessons[*]}"
+	(cd "$repo" && CGO_ENABLED=0 go build -o "$bin/lessons/" "${lessons[@]}" 2>/dev/null) || all_built=
+	for lesson in "${lessons[@]##*/}"; do
+		if [ -z "$all_built" ] && ! (cd "$repo" && CGO_ENABLED=0 go build -o "$bin/lessons/$lesson" "./lessons/$lesson"); then
+			say "warning: lessons/$lesson does not build"
+			continue
+		fi
+		put "$bin/lessons/$lesson" "$results/bin/lesson${lesson%%-*}"
+	done
+	build_lab_cpio
+}
+
+# put FILE DEST: a hard link where it can, a copy where it cannot.
+put() { ln -f "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
+
+# The lab's own part of the initramfs, a second cpio archive appended to
+# the cached one (the kernel unpacks both): the motd with each lesson's
+# first command, and the busybox image in minictr's store with its copy
+# for the registry. It is made by the minictr just built, so it is keyed by
+# that binary; the store takes a fraction of a second to make here, and
+# several seconds under emulation.
+build_lab_cpio() {
+	local motd key stage
+	motd=$(
+		cat "$repo/scripts/vm/motd"
+		lesson_list
+	)
+	key=$( (
+		echo "$motd"
+		cat "$results/bin/minictr" 2>/dev/null || true
+		echo "$initramfs"
+	) | sha256sum | cut -c1-16)
+	local lab_cpio=$kdir/lab-$key.cpio
+	boot_initrd=$kdir/boot-${initramfs##*initramfs-}
+	boot_initrd=${boot_initrd%.cpio}-$key.cpio
+	[ -s "$boot_initrd" ] && return
+	say "building $lab_cpio"
+	stage=$(mktemp -d)
+	chmod 755 "$stage"
+	mkdir -p "$stage/etc/minictr-vm" "$stage/var/lib"
+	echo "$motd" >"$stage/etc/motd"
+	if [ -x "$results/bin/minictr" ]; then
+		local rootfs
+		rootfs=$(mktemp -d)
+		(cd "$repo" && go run ./scripts/mkrootfs "$rootfs/root")
+		# Owned by root in the image whoever builds it (GNU tar's flags).
+		tar -C "$rootfs/root" --owner=0 --group=0 --numeric-owner -c . |
+			"$results/bin/minictr" --root "$stage/var/lib/minictr" import --change 'CMD ["sh"]' - busybox >/dev/null
+		"$results/bin/minictr" --root "$stage/var/lib/minictr" save -o "$stage/etc/minictr-vm/busybox.tar" busybox
+		rm -rf "$rootfs"
+	fi
+	# Not the "." entry: it would set the mode of the lab's / again.
+	(cd "$stage" && find . -mindepth 1 | busybox cpio -o -H newc -R 0:0 >"$lab_cpio.tmp" 2>/dev/null)
+	mv "$lab_cpio.tmp" "$lab_cpio"
+	rm -rf "$stage"
+	cat "$initramfs" "$lab_cpio" >"$boot_initrd.tmp"
+	mv "$boot_initrd.tmp" "$boot_initrd"
+	rm -f "$lab_cpio"
+	find "$kdir" -maxdepth 1 -name 'boot-*.cpio' ! -name "$(basename "$boot_initrd")" -delete
+}
+
+# lesson_list: one motd line per lesson, with the first command of its
+# first "console lab" block (internal/labtest runs those blocks), or its
+# program's help when the README has none yet.
+lesson_list() {
+	local dir name first
+	echo "  Lessons (/minictr/lessons/NN-*/README.md), and the first command of each:"
+	for dir in "$repo"/lessons/[0-9][0-9]-*/; do
+		name=$(basename "$dir")
+		first=$(awk '/^```+[ ]*console( +host)? +lab/ {inside = 1; next} /^```/ {inside = 0}
+			inside && /^\$ / {sub(/^\$ (! )?/, ""); print; exit}' "$dir/README.md" 2>/dev/null)
+		[ -n "$first" ] || first="lesson${name%%-*} -h"
+		[ ${#first} -le 52 ] || first="${first:0:49}..."
+		printf '    %-20s %s\n' "$name" "$first"
+	done
+}
+
+cmd_shell() {
+	prepare
+	rm -rf "$results"
+	build_lab
 	choose_accel
 	say "booting the lab ($accel). Leave with 'exit' or Ctrl-A X."
 	qemu_args "$accel" shell
@@ -517,9 +668,43 @@ cmd_shell() {
 	exec qemu-system-x86_64 "${args[@]}" -serial mon:stdio
 }
 
+# cmd_run COMMAND: the lab's init runs /results/run.sh as the student's
+# shell would and brackets its output on the console with two lines,
+# "minictr-vm: run start" and "minictr-vm: run exit STATUS"; what lies
+# between is the command's output (stdout and stderr, through a pipe, as
+# the README tests see it).
+cmd_run() {
+	[ $# -eq 1 ] || die "usage: scripts/vm.sh run 'COMMAND'"
+	prepare
+	rm -rf "$results"
+	build_lab
+	printf '%s\n' "$1" >"$results/run.sh"
+	choose_accel
+	qemu_args "$accel" run
+	local status=0
+	timeout "$vm_timeout" qemu-system-x86_64 "${args[@]}" -serial stdio </dev/null 2>&1 |
+		tee "$results/console.log" | tr -d '\r' | awk '
+			state == 0 && /^minictr-vm: run start$/ { state = 1; next }
+			state == 0 && /^minictr-vm: warning/ { print > "/dev/stderr"; next }
+			state == 1 && /^minictr-vm: run exit [0-9]+$/ {
+				# init writes a newline before this line: drop it again
+				if (held && last != "") print last
+				state = 2; next
+			}
+			state == 1 { if (held) print last; last = $0; held = 1; fflush() }
+		' || status=$?
+	if [ ! -s "$results/run.rc" ]; then
+		say "the lab did not finish the command (qemu status $status); last console lines:"
+		tail -20 "$results/console.log" >&2
+		return 125
+	fi
+	return "$(cat "$results/run.rc")"
+}
+
 case "${1:-}" in
 test) shift && cmd_test "$@" ;;
 shell) cmd_shell ;;
+run) shift && cmd_run "$@" ;;
 build) prepare && say "kernel $kdir/vmlinux, initramfs $initramfs" ;;
 clean) rm -rf "$cache" && say "removed $cache" ;;
 *)

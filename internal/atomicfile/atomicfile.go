@@ -22,6 +22,12 @@ func Write(name string, data []byte, perm os.FileMode) error {
 // WriteFunc is Write for content that is streamed: write produces it.
 // When write fails, name is left as it was.
 func WriteFunc(name string, perm os.FileMode, write func(io.Writer) error) error {
+	return writeFunc(name, func(tmp *os.File) error { return tmp.Chmod(perm) }, write)
+}
+
+// writeFunc is WriteFunc with the temporary file's attributes set by
+// attrs once it is written. On any error name is left as it was.
+func writeFunc(name string, attrs func(tmp *os.File) error, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
@@ -29,7 +35,8 @@ func WriteFunc(name string, perm os.FileMode, write func(io.Writer) error) error
 	defer os.Remove(tmp.Name()) // a no-op after the rename
 	err = write(tmp)
 	if err == nil {
-		err = tmp.Chmod(perm)
+		// After the write, which would clear a set-user-ID bit.
+		err = attrs(tmp)
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,11 +20,17 @@ const maxSymlinks = 40
 //   - a symlink is followed, and its target written; the link stays;
 //   - a device or a FIFO is opened and written in place, as a stream: a
 //     rename over it would replace /dev/full or a pipe with a regular file;
-//   - a regular file or a new path is replaced by WriteFunc (temporary
-//     file, then rename), so an interrupted write leaves the old content.
+//   - a new path is written by WriteFunc (temporary file, then rename), so
+//     an interrupted write leaves nothing;
+//   - an existing regular file is replaced the same way, by a new file with
+//     its mode and owner, so that it looks as `>` would leave it; when the
+//     new file cannot look so — the old one has other hard links, which a
+//     rename would leave with the old content, or an owner we may not give
+//     it — it is truncated and written in place, as `>` does.
 //
-// A write error (ENOSPC from /dev/full, EPIPE from a FIFO whose reader
-// left) is returned.
+// (docker save -o replaces the file with a new 0600 one of the caller's,
+// whatever the old one was, and refuses a symlink.) A write error (ENOSPC
+// from /dev/full, EPIPE from a FIFO whose reader left) is returned.
 func Output(name string, perm os.FileMode, write func(io.Writer) error) error {
 	target, err := resolve(name)
 	if err != nil {
@@ -36,12 +43,46 @@ func Output(name string, perm os.FileMode, write func(io.Writer) error) error {
 	case err != nil:
 		return fmt.Errorf("writing %s: %w", name, err)
 	case fi.Mode().IsRegular():
-		return WriteFunc(target, perm, write)
+		err := replace(target, fi, write)
+		if !errors.Is(err, errInPlace) {
+			return err
+		}
+		return inPlace(name, target, os.O_TRUNC, write)
 	case fi.IsDir():
 		return fmt.Errorf("writing %s: %w", name, &os.PathError{Op: "open", Path: target, Err: syscall.EISDIR})
 	}
 	// No O_CREATE, no O_TRUNC: the node exists and is the destination.
-	f, err := os.OpenFile(target, os.O_WRONLY|syscall.O_CLOEXEC, 0)
+	return inPlace(name, target, 0, write)
+}
+
+// errInPlace: the new file cannot look like the old one.
+var errInPlace = errors.New("write in place")
+
+// replace writes a new file over the regular file target, which fi
+// describes, with its owner and mode; errInPlace when it cannot.
+func replace(target string, fi os.FileInfo, write func(io.Writer) error) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink > 1 {
+		return errInPlace
+	}
+	mode := fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	return writeFunc(target, func(tmp *os.File) error {
+		// Owner first: chown(2) clears the set-user-ID bit that chmod sets.
+		if int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid() {
+			if err := tmp.Chown(int(st.Uid), int(st.Gid)); errors.Is(err, syscall.EPERM) {
+				return errInPlace
+			} else if err != nil {
+				return err
+			}
+		}
+		return tmp.Chmod(mode)
+	}, write)
+}
+
+// inPlace opens the existing target with flags added to O_WRONLY and
+// writes it.
+func inPlace(name, target string, flags int, write func(io.Writer) error) error {
+	f, err := os.OpenFile(target, os.O_WRONLY|flags|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}

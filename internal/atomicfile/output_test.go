@@ -196,3 +196,79 @@ func TestOutputProtectedSymlinks(t *testing.T) {
 		t.Errorf("own link: %v", err)
 	}
 }
+
+// An existing file reached through a link keeps what `>` keeps: its mode
+// and, where a rename would lose them, its other hard links, which see the
+// new content. It used to become a new 0644 file of the caller's.
+func TestOutputKeepsModeAndLinks(t *testing.T) {
+	dir := t.TempDir()
+	target, link := filepath.Join(dir, "out.tar"), filepath.Join(dir, "link")
+	must(t, os.WriteFile(target, []byte("old"), 0o600))
+	must(t, os.Chmod(target, 0o640|os.ModeSetgid))
+	must(t, os.Symlink("out.tar", link))
+	if err := Output(link, 0o644, writeString("new")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, target); got != "new" {
+		t.Fatalf("target has %q", got)
+	}
+	if fi, _ := os.Stat(target); fi.Mode() != 0o640|os.ModeSetgid {
+		t.Errorf("mode %v after the write, want the old -rw-r----- with set-group-ID", fi.Mode())
+	}
+
+	// A second name for the same file: written in place, both names see it.
+	other := filepath.Join(dir, "hardlink")
+	must(t, os.Link(target, other))
+	before := inode(t, target)
+	if err := Output(link, 0o644, writeString("newer")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, other); got != "newer" {
+		t.Errorf("the other hard link has %q, want the new content", got)
+	}
+	if inode(t, target) != before {
+		t.Errorf("the file was replaced: its hard link is split off")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}
+
+// As root, the owner is kept too (the new file is given it before the
+// rename), also when the target is root's save -o through a user's link.
+func TestOutputKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out.tar")
+	must(t, os.WriteFile(target, []byte("old"), 0o600))
+	must(t, os.Chown(target, 65534, 65534))
+	must(t, os.Chmod(target, 0o750|os.ModeSetuid)) // set-user-ID survives: set after the chown
+	if err := Output(target, 0o644, writeString("new")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(target)
+	must(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 65534 || st.Gid != 65534 || fi.Mode() != 0o750|os.ModeSetuid {
+		t.Errorf("after the write: %d:%d %v, want 65534:65534 -rwsr-x---", st.Uid, st.Gid, fi.Mode())
+	}
+	if got := readFile(t, target); got != "new" {
+		t.Errorf("target has %q", got)
+	}
+}
+
+func inode(t *testing.T, name string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(name)
+	must(t, err)
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

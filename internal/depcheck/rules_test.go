@@ -49,6 +49,7 @@ var rules = []rule{
 	{"pkg/resolve", list(xsys, "github.com/cyphar/filepath-securejoin", "pkg/trace"), "resolves paths beneath or in a root for stages and images"},
 	{"internal/procfs", list(xsys), "reads /proc tables for every stage; knows no stage"},
 	{"internal/atomicfile", nil, "temp file + rename: standard library only"},
+	{"internal/flock", list(xsys), "liveness by flock(2): owners hold, reclaimers try; knows no package of ours"},
 	{"internal/claims", nil, "reads the lessons' claim indexes: standard library only"},
 	{"internal/stringid", nil, "the 12-digit short IDs images, the engine and the CLI show: standard library only"},
 
@@ -66,11 +67,11 @@ var rules = []rule{
 	{"pkg/image", list(xsys, "golang.org/x/sync", "github.com/google/go-containerregistry", "github.com/opencontainers",
 		"github.com/klauspost/compress", "github.com/docker/cli", "github.com/docker/docker-credential-helpers", "github.com/docker/go-units",
 		"pkg/image", "pkg/trace", "pkg/resolve", "internal/atomicfile", "internal/stringid",
-		"internal/procfs"), "references, registries, the content store (procfs: the owners of its work directories)"},
+		"internal/flock"), "references, registries, the content store (flock: who holds its work directories and leases)"},
 	{"pkg/image/layer", list(xsys, "pkg/trace", "pkg/resolve"), "safe unpacking: tar in, files out; knows no registry"},
 
 	// The engine: the only package where stages meet.
-	{"pkg/container", slices.Concat(stages, stage, list("pkg/image", "internal/atomicfile", "internal/stringid")), "composes the stages into a container's life"},
+	{"pkg/container", slices.Concat(stages, stage, list("pkg/image", "internal/atomicfile", "internal/stringid", "internal/flock")), "composes the stages into a container's life"},
 
 	// The CLI: the only cobra user; it wires and renders, it does not compose.
 	{"cmd", list(xsys, "github.com/spf13/cobra", "github.com/vbauerster/mpb", "github.com/docker/go-units", "github.com/google/go-containerregistry/pkg/v1",
@@ -87,7 +88,9 @@ var rules = []rule{
 	{"internal/depcheck", nil, "this test"},
 	{"internal/vmtest", nil, "tests run in the lab VM"},
 	{"internal/securitytest", list(xsys), "the probe the security corpus runs inside a container: a static command"},
+	{"internal/labtest", nil, "runs the lessons' README steps, in the lab and on the host"},
 	{"scripts", list("internal/testenv"), "commands of the scripts (mkrootfs)"},
+	{"scripts/labregistry", list("github.com/google/go-containerregistry"), "the lab's registry on 127.0.0.1:5000"},
 }
 
 // cobraUsers: only the CLI may import cobra, whatever a rule above says.

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/internal/procfs"
+	"github.com/minictr/minictr/pkg/resolve"
 )
 
 // hostCgroupDir is where the host mounts its cgroup filesystems.
@@ -52,51 +53,81 @@ func (s *setup) mountCgroups() error {
 		s.t.Step(stage, "the host mounts no cgroup filesystem on "+hostCgroupDir+": the container gets none", "")
 		return nil
 	}
-	target, err := mountPoint(s.root, hostCgroupDir, false)
+	// Found from the descriptor of the container's /sys, not through the
+	// rootfs's names.
+	target, err := mountPoint(s.sys, "/fs/cgroup", false)
 	if err != nil {
 		return err
+	}
+	defer target.Close()
+	// The mount stacked on target, once made, by the same lookup.
+	top := func() (*os.File, error) {
+		f, err := resolve.Open(s.sys, "/fs/cgroup", resolve.InRoot, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return nil, err
+		}
+		return renamed(f, target.Name())
 	}
 	var v1 []CgroupMount
 	for _, h := range hs {
 		switch {
 		case h.Point == hostCgroupDir:
 			// A pure v2 host: one unified hierarchy for every controller.
-			return s.mountHierarchy(h, target)
+			return s.mountHierarchy(h, target, top)
 		case filepath.Dir(h.Point) == hostCgroupDir:
 			v1 = append(v1, h)
 		default:
 			return fmt.Errorf("cgroup mount %s is not at or directly under %s", h.Point, hostCgroupDir)
 		}
 	}
-	return s.mountCgroupV1(v1, target)
+	return s.mountCgroupV1(v1, target, top)
 }
 
 // mountCgroupV1 rebuilds a v1 (or hybrid) host's layout: a small tmpfs with
 // one directory per hierarchy, named as on the host, each with its own
 // cgroup mount, plus the host's symlinks (cpu -> cpu,cpuacct on many hosts).
-// The tmpfs turns read-only once populated.
-func (s *setup) mountCgroupV1(hs []CgroupMount, target string) error {
+// The tmpfs is filled through its own descriptor and turns read-only once
+// populated.
+func (s *setup) mountCgroupV1(hs []CgroupMount, target *os.File, lookup func() (*os.File, error)) error {
 	if err := s.mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
 	}
-	for _, h := range hs {
-		dir := filepath.Join(target, h.dir())
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return err
-		}
-		s.t.Step(stage, fmt.Sprintf("mkdir(%q, 0755)", dir), "mkdir "+dir)
-		if err := s.mountHierarchy(h, dir); err != nil {
-			return err
-		}
-	}
-	if err := s.copyCgroupLinks(target); err != nil {
+	tmpfs, err := s.mountedAt(target, unix.TMPFS_MAGIC, lookup)
+	if err != nil {
 		return err
 	}
-	return s.remountReadOnly(target)
+	defer tmpfs.Close()
+	for _, h := range hs {
+		if err := s.mountHierarchyIn(tmpfs, h); err != nil {
+			return err
+		}
+	}
+	if err := s.copyCgroupLinks(tmpfs); err != nil {
+		return err
+	}
+	return s.remountReadOnly(tmpfs)
 }
 
-// copyCgroupLinks recreates the symlinks of the host's /sys/fs/cgroup.
-func (s *setup) copyCgroupLinks(target string) error {
+// mountHierarchyIn makes h's directory in the tmpfs and mounts h there.
+func (s *setup) mountHierarchyIn(tmpfs *os.File, h CgroupMount) error {
+	name := h.dir()
+	path := filepath.Join(tmpfs.Name(), name)
+	if err := unix.Mkdirat(int(tmpfs.Fd()), name, 0o755); err != nil {
+		return &os.PathError{Op: "mkdirat", Path: path, Err: err}
+	}
+	s.t.Step(stage, fmt.Sprintf("mkdirat(%s's fd, %q, 0755)", tmpfs.Name(), name), "mkdir "+path)
+	lookup := func() (*os.File, error) { return openPath(tmpfs, name, unix.O_DIRECTORY, path) }
+	dir, err := lookup()
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return s.mountHierarchy(h, dir, lookup)
+}
+
+// copyCgroupLinks recreates the symlinks of the host's /sys/fs/cgroup in
+// the tmpfs.
+func (s *setup) copyCgroupLinks(tmpfs *os.File) error {
 	entries, err := os.ReadDir(hostCgroupDir)
 	if err != nil {
 		return err
@@ -109,19 +140,20 @@ func (s *setup) copyCgroupLinks(target string) error {
 		if err != nil {
 			return err
 		}
-		link := filepath.Join(target, e.Name())
-		if err := os.Symlink(dest, link); err != nil {
-			return err
+		link := filepath.Join(tmpfs.Name(), e.Name())
+		if err := unix.Symlinkat(dest, int(tmpfs.Fd()), e.Name()); err != nil {
+			return &os.LinkError{Op: "symlinkat", Old: dest, New: link, Err: err}
 		}
-		s.t.Step(stage, fmt.Sprintf("symlink(%q, %q)", dest, link), "ln -s "+dest+" "+link)
+		s.t.Step(stage, fmt.Sprintf("symlinkat(%q, %s's fd, %q)", dest, tmpfs.Name(), e.Name()), "ln -s "+dest+" "+link)
 	}
 	return nil
 }
 
-// mountHierarchy mounts one cgroup hierarchy read-only on dir. Naming the
-// controllers of an existing v1 hierarchy mounts that same hierarchy again;
-// it does not create a new one.
-func (s *setup) mountHierarchy(h CgroupMount, dir string) error {
+// mountHierarchy mounts one cgroup hierarchy read-only on dir; lookup finds
+// the mount made there (for the remount of the fallback's bind). Naming
+// the controllers of an existing v1 hierarchy mounts that same hierarchy
+// again; it does not create a new one.
+func (s *setup) mountHierarchy(h CgroupMount, dir *os.File, lookup func() (*os.File, error)) error {
 	err := s.mount(h.Type, dir, h.Type, cgroupOpts, h.Controllers)
 	if !errors.Is(err, unix.EPERM) {
 		return err
@@ -137,7 +169,12 @@ func (s *setup) mountHierarchy(h CgroupMount, dir string) error {
 	if err := s.mount(src, dir, "", unix.MS_BIND, ""); err != nil {
 		return err
 	}
-	return s.remountReadOnly(dir)
+	bind, err := s.mountedAt(dir, 0, lookup)
+	if err != nil {
+		return err
+	}
+	defer bind.Close()
+	return s.remountReadOnly(bind)
 }
 
 // ownCgroupDir returns the host directory of this thread's cgroup in h.

@@ -42,50 +42,71 @@ func (s *setup) makeDevices() error {
 // mode and owner. Where mknod is refused (EPERM: a user namespace) or a
 // file is there already (a default node such as /dev/null, or the image's
 // own file), the host's node is bind-mounted there instead, as runc does:
-// either way the container finds d at d.Path.
+// either way the container finds d at d.Path. As in the rest of Setup, the
+// node is reached from descriptors only (see fd.go).
 func (s *setup) makeNode(d Device) error {
-	rf, err := resolve.OpenRoot(s.root)
-	if err != nil {
-		return err
-	}
-	defer rf.Close()
-	dir, err := resolve.MkdirAll(rf, path.Dir(d.Path), resolve.InRoot, 0o755)
+	dir, err := resolve.MkdirAll(s.rootfs, path.Dir(d.Path), resolve.InRoot, 0o755)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	dfd, name := int(dir.Fd()), path.Base(d.Path)
+	// The host's name of the node, for traces and errors, as the other
+	// steps before pivot_root name what they make.
+	where, err := os.Readlink(fdPath(dir))
+	if err != nil {
+		return err
+	}
+	name := path.Base(d.Path)
+	where = path.Join(where, name)
 	kind, ifmt := "c", "S_IFCHR"
 	if d.Mode&unix.S_IFMT == unix.S_IFBLK {
 		kind, ifmt = "b", "S_IFBLK"
 	}
-	err = unix.Mknodat(dfd, name, d.Mode, int(unix.Mkdev(d.Major, d.Minor)))
+	rdev := unix.Mkdev(d.Major, d.Minor)
+	err = unix.Mknodat(int(dir.Fd()), name, d.Mode, int(rdev))
 	switch {
 	case err == nil:
-		// mknod applies the umask: set the host node's bits again.
-		if err := unix.Fchmodat(dfd, name, d.Mode&0o7777, 0); err != nil {
-			return &os.PathError{Op: "chmod", Path: d.Path, Err: err}
-		}
-		if err := unix.Fchownat(dfd, name, int(d.UID), int(d.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return &os.PathError{Op: "chown", Path: d.Path, Err: err}
-		}
-		// Traced with the host's name of the node, as the other steps
-		// before pivot_root are.
-		where, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", dfd))
-		where = path.Join(where, name)
-		s.t.Step(stage, fmt.Sprintf("mknod(%q, %s|%#o, makedev(%d, %d)), chown(%d, %d)", where, ifmt, d.Mode&0o7777, d.Major, d.Minor, d.UID, d.GID),
+		s.t.Step(stage, fmt.Sprintf("mknodat(%s's fd, %q, %s|%#o, makedev(%d, %d)), chown(%d, %d)", path.Dir(where), name, ifmt, d.Mode&0o7777, d.Major, d.Minor, d.UID, d.GID),
 			fmt.Sprintf("mknod -m %o %s %s %d %d && chown %d:%d %s", d.Mode&0o7777, where, kind, d.Major, d.Minor, d.UID, d.GID, where))
-		return nil
+		s.at("mknod " + name)
+		return s.ownNode(dir, name, where, d, rdev)
 	case errors.Is(err, unix.EPERM):
-		s.t.Step(stage, "mknod "+d.Path+" refused (EPERM, user namespace): bind-mount the host's node", "")
+		s.t.Step(stage, "mknod "+where+" refused (EPERM, user namespace): bind-mount the host's node", "")
 	case errors.Is(err, unix.EEXIST):
-		s.t.Step(stage, d.Path+" exists: bind-mount the host's node over it", "")
+		s.t.Step(stage, where+" exists: bind-mount the host's node over it", "")
 	default:
-		return &os.PathError{Op: "mknod", Path: d.Path, Err: err}
+		return &os.PathError{Op: "mknodat", Path: where, Err: err}
 	}
-	target, err := mountPoint(s.root, d.Path, true)
+	target, err := mountPoint(s.rootfs, d.Path, true)
 	if err != nil {
 		return err
 	}
+	defer target.Close()
 	return s.mount(d.HostPath, target, "", unix.MS_BIND, "")
+}
+
+// ownNode gives the node just made the host node's mode (mknod applied the
+// umask) and owner. As chmodDevice does, and for its reasons, it opens the
+// node O_PATH|O_NOFOLLOW, checks it is the device just made, and changes
+// that inode only: chmod through /proc/self/fd/N, fchownat(AT_EMPTY_PATH).
+func (s *setup) ownNode(dir *os.File, name, where string, d Device, rdev uint64) error {
+	f, err := openPath(dir, name, 0, where)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: where, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != d.Mode&unix.S_IFMT || st.Rdev != rdev {
+		return fmt.Errorf("%s: not the device just made (mode %o): %w", where, st.Mode, errRedirected)
+	}
+	if err := unix.Chmod(fdPath(f), d.Mode&0o7777); err != nil {
+		return &os.PathError{Op: "chmod", Path: where, Err: err}
+	}
+	if err := unix.Fchownat(int(f.Fd()), "", int(d.UID), int(d.GID), unix.AT_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "chown", Path: where, Err: err}
+	}
+	return nil
 }

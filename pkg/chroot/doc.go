@@ -24,6 +24,10 @@
 // Device nodes are made with mknod(2), links with symlink(2). Every mount
 // target is resolved inside the rootfs by pkg/resolve (openat2(2)
 // RESOLVE_IN_ROOT), so an image's symlink cannot aim a mount at the host.
+// And the rootfs's path is looked up once: from then on Setup works from
+// descriptors (mount(2) onto /proc/self/fd/N, mknodat(2), symlinkat(2),
+// fchdir(2) before pivot_root), so a host user who renames a directory on
+// that path meanwhile cannot redirect it (fd.go says how, and why).
 //
 // # Host side effects
 //

@@ -3,45 +3,75 @@ package chroot
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// mount calls mount(2) and reports it with the equivalent mount(8) command.
-func (s *setup) mount(source, target, fstype string, flags uintptr, data string) error {
+// mount calls mount(2) on the file target holds, through /proc/self/fd/N:
+// the kernel follows that to the very file Setup resolved, whatever it is
+// named by now (see fd.go). The trace names the target by its path and
+// gives the equivalent mount(8) command.
+func (s *setup) mount(source string, target *os.File, fstype string, flags uintptr, data string) error {
+	return s.mountNamed(source, source, s.fdPath(target), target.Name(), fstype, flags, data)
+}
+
+// bind bind-mounts the file source holds onto the file target holds, both
+// through /proc/self/fd/N; flags may add MS_REC.
+func (s *setup) bind(source, target *os.File, flags uintptr) error {
+	defer runtime.KeepAlive(source)
+	return s.mountNamed(s.fdPath(source), source.Name(), s.fdPath(target), target.Name(), "", unix.MS_BIND|flags, "")
+}
+
+// mountNamed is mount(2) on source and target, traced under their names.
+func (s *setup) mountNamed(source, sourceName, target, targetName, fstype string, flags uintptr, data string) error {
 	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
-		return &os.PathError{Op: "mount", Path: target, Err: err}
+		return &os.PathError{Op: "mount", Path: targetName, Err: err}
 	}
-	s.t.Step(stage, mountCall(source, target, fstype, flags, data), mountShell(source, target, fstype, flags, data))
+	// The call as made, then what its /proc/self/fd/N paths are.
+	var names []string
+	for _, n := range [][2]string{{source, sourceName}, {target, targetName}} {
+		if n[0] != n[1] && !slices.Contains(names, n[0]+" = "+n[1]) {
+			names = append(names, n[0]+" = "+n[1])
+		}
+	}
+	call := mountCall(source, target, fstype, flags, data)
+	if len(names) > 0 {
+		call += " (" + strings.Join(names, "; ") + ")"
+	}
+	s.t.Step(stage, call, mountShell(sourceName, targetName, fstype, flags, data))
 	return nil
 }
 
-// attach moves the detached mount fd onto target (move_mount(2)): the
-// mount, made by the engine in no mount namespace, joins ours.
-func (s *setup) attach(fd int, target, fstype string) error {
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return &os.PathError{Op: "move_mount " + fstype, Path: target, Err: err}
+// attach moves the detached mount fd onto the directory target holds
+// (move_mount(2), both ends by descriptor): the mount, made by the engine
+// in no mount namespace, joins ours.
+func (s *setup) attach(fd int, target *os.File, fstype string) error {
+	if err := unix.MoveMount(fd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount " + fstype, Path: target.Name(), Err: err}
 	}
-	s.t.Step(stage, fmt.Sprintf("move_mount(%d, \"\", AT_FDCWD, %q, MOVE_MOUNT_F_EMPTY_PATH): attach the engine's detached %s", fd, target, fstype),
+	s.t.Step(stage, fmt.Sprintf("move_mount(%d, \"\", %d, \"\", MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_EMPTY_PATH): attach the engine's detached %s to %s", fd, target.Fd(), fstype, target.Name()),
 		fmt.Sprintf("# no shell equivalent: the %s was made by the engine (fsmount) and passed over the handshake socket", fstype))
 	return nil
 }
 
-// remountReadOnly makes the mount at target read-only.
-func (s *setup) remountReadOnly(target string) error {
+// remountReadOnly makes the mount whose root target holds read-only.
+func (s *setup) remountReadOnly(target *os.File) error {
 	return s.remount(target, unix.MS_RDONLY)
 }
 
-// remount adds the per-mount flags add (ro, nosuid, ...) to the mount at
-// target. A remount replaces all of them, so the ones already set (ro,
+// remount adds the per-mount flags add (ro, nosuid, ...) to the mount whose
+// root target holds (a remount acts on a mount's root only: EINVAL
+// elsewhere). A remount replaces all of them, so the ones already set (ro,
 // nosuid, nodev, noexec, atime) are carried over: dropping them would fail
 // with EPERM inside a user namespace, where the kernel locks them, and
 // would weaken the mount anyway.
-func (s *setup) remount(target string, add uintptr) error {
+func (s *setup) remount(target *os.File, add uintptr) error {
 	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err != nil {
-		return &os.PathError{Op: "statfs", Path: target, Err: err}
+	if err := unix.Fstatfs(int(target.Fd()), &st); err != nil {
+		return &os.PathError{Op: "fstatfs", Path: target.Name(), Err: err}
 	}
 	flags := unix.MS_BIND | unix.MS_REMOUNT | add
 	for stFlag, msFlag := range map[int64]uintptr{
@@ -145,24 +175,24 @@ func mountShell(source, target, fstype string, flags uintptr, data string) strin
 // the lower layers one at a time ("lowerdir+", Linux 6.8): no limit but the
 // 500-layer stack of overlayfs. (The other way out, short relative paths
 // from a chdir'd parent, would change the init's working directory.)
-func (s *setup) mountData(source, target, fstype string, flags uintptr, data string) error {
-	shell := "mount -t " + fstype + " " + source + " -o " + data + " " + target
+func (s *setup) mountData(source string, target *os.File, fstype string, flags uintptr, data string) error {
+	shell := "mount -t " + fstype + " " + source + " -o " + data + " " + target.Name()
 	if len(data) < os.Getpagesize() {
-		s.t.Step(stage, "mount "+fstype+" on "+target, shell)
-		if err := unix.Mount(source, target, fstype, flags, data); err != nil {
-			return &os.PathError{Op: "mount " + fstype, Path: target, Err: err}
+		s.t.Step(stage, "mount "+fstype+" on "+target.Name(), shell)
+		if err := unix.Mount(source, s.fdPath(target), fstype, flags, data); err != nil {
+			return &os.PathError{Op: "mount " + fstype, Path: target.Name(), Err: err}
 		}
 		return nil
 	}
 	opts := strings.Split(data, ",")
 	s.t.Step(stage, fmt.Sprintf("mount %s on %s: %d bytes of options exceed a page, so fsopen, fsconfig lowerdir+ (one per layer), fsmount, move_mount",
-		fstype, target, len(data)), shell)
+		fstype, target.Name(), len(data)), shell)
 	return mountNewAPI(fstype, opts, target, len(data))
 }
 
 // mountNewAPI mounts fstype with opts on target through the new mount API,
 // giving a colon-separated lowerdir one layer at a time.
-func mountNewAPI(fstype string, opts []string, target string, size int) error {
+func mountNewAPI(fstype string, opts []string, target *os.File, size int) error {
 	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return os.NewSyscallError("fsopen "+fstype, err)
@@ -197,8 +227,10 @@ func mountNewAPI(fstype string, opts []string, target string, size int) error {
 		return os.NewSyscallError("fsmount "+fstype, err)
 	}
 	defer unix.Close(mfd)
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return &os.PathError{Op: "move_mount", Path: target, Err: err}
+	// Onto the descriptor itself (T_EMPTY_PATH): move_mount would not
+	// follow a /proc/self/fd/N link without MOVE_MOUNT_T_SYMLINKS.
+	if err := unix.MoveMount(mfd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount", Path: target.Name(), Err: err}
 	}
 	return nil
 }

@@ -11,37 +11,46 @@ import (
 	"github.com/minictr/minictr/pkg/resolve"
 )
 
-// mountPoint resolves p inside root as the container will see it, creating
-// it when missing (a directory, or an empty file when file is true: a bind
-// mount of a file needs a file to cover), and returns its host path.
+// mountPoint resolves p inside the rootfs root as the container will see
+// it, creating it when missing (a directory, or an empty file when file is
+// true: a bind mount of a file needs a file to cover), and returns it open
+// (O_PATH), for a mount onto /proc/self/fd/N. The caller closes it once the
+// mount is done: until then the descriptor pins what the mount will cover.
 //
 // p is resolved by pkg/resolve in its InRoot mode: symlinks in the rootfs
 // are followed as if root were "/", so an absolute link resolves against
 // root and ".." never climbs above it. Mounting on the result cannot land
 // outside the rootfs, which a plain filepath.Join(root, p) allows when the
 // image holds, say, a symlink /data -> /etc (the mount would cover the
-// host's /etc). The host path is the kernel's name for the descriptor the
-// resolution opened (/proc/self/fd/N), not a string we put together.
-//
-// Setup mounts on that path afterwards: a second walk. Nothing of the
-// container runs yet to change the rootfs in between; runc, which also
-// serves rootfs directories that others can write, mounts through
-// /proc/self/fd/N instead.
-func mountPoint(root, p string, file bool) (string, error) {
-	rf, err := resolve.OpenRoot(root)
-	if err != nil {
-		return "", err
-	}
-	defer rf.Close()
-	f, err := resolve.Open(rf, p, resolve.InRoot, unix.O_PATH, 0)
+// host's /etc). Nor can a rename after the resolution move the mount: it
+// goes where the descriptor points, not where the name leads by then. The
+// file is named by the kernel's name for it (/proc/self/fd/N's target),
+// for traces and errors.
+func mountPoint(root *os.File, p string, file bool) (*os.File, error) {
+	f, err := resolve.Open(root, p, resolve.InRoot, unix.O_PATH, 0)
 	if errors.Is(err, unix.ENOENT) {
-		f, err = createMountPoint(rf, p, file)
+		f, err = createMountPoint(root, p, file)
 	}
 	if err != nil {
-		return "", fmt.Errorf("resolving %s in %s: %w", p, root, err)
+		return nil, fmt.Errorf("resolving %s in %s: %w", p, root.Name(), err)
 	}
+	name, err := os.Readlink(fdPath(f))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return renamed(f, name)
+}
+
+// renamed returns f under another name (for traces and errors): a
+// duplicate of its descriptor, f itself closed.
+func renamed(f *os.File, name string) (*os.File, error) {
 	defer f.Close()
-	return os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // createMountPoint makes the missing mount point p: its directories with

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/minictr/minictr/pkg/resolve"
 )
 
 // TestMountPointStaysInside builds a rootfs full of hostile symlinks and
@@ -45,7 +48,7 @@ func TestMountPointStaysInside(t *testing.T) {
 		{"/new/dir", "/new/dir"},
 		{"", "/"},
 	} {
-		got, err := mountPoint(root, tc.in, false)
+		got, err := mountPointPath(t, root, tc.in, false)
 		if err != nil {
 			t.Errorf("mountPoint(%q): %v", tc.in, err)
 			continue
@@ -58,7 +61,7 @@ func TestMountPointStaysInside(t *testing.T) {
 			t.Errorf("mountPoint(%q) made %v, %v; want a directory", tc.in, fi, err)
 		}
 	}
-	if _, err := mountPoint(root, "/loop1/x", false); !errors.Is(err, unix.ELOOP) {
+	if _, err := mountPointPath(t, root, "/loop1/x", false); !errors.Is(err, unix.ELOOP) {
 		t.Errorf("mountPoint(loop) err = %v, want ELOOP", err)
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
@@ -82,7 +85,7 @@ func TestMountPointCreatesInside(t *testing.T) {
 	if err := os.Symlink(outside+"/resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := mountPoint(root, "/vol/sub", false)
+	got, err := mountPointPath(t, root, "/vol/sub", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,7 @@ func TestMountPointCreatesInside(t *testing.T) {
 		t.Errorf("mountPoint = %q, want %q", got, want)
 	}
 	for p, want := range map[string]string{"/etc/hosts": "etc/hosts", "/vol/file": outside[1:] + "/file", "/etc/resolv.conf": outside[1:] + "/resolv.conf"} {
-		file, err := mountPoint(root, p, true)
+		file, err := mountPointPath(t, root, p, true)
 		if err != nil {
 			t.Errorf("mountPoint(%q): %v", p, err)
 			continue
@@ -105,6 +108,23 @@ func TestMountPointCreatesInside(t *testing.T) {
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("mountPoint created %v outside the rootfs", entries)
 	}
+}
+
+// mountPointPath calls mountPoint in the directory root and returns the
+// kernel's name for what it opened.
+func mountPointPath(t *testing.T, root, p string, file bool) (string, error) {
+	t.Helper()
+	rf, err := resolve.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	f, err := mountPoint(rf, p, file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return os.Readlink(fdPath(f))
 }
 
 func TestMountShell(t *testing.T) {
@@ -127,5 +147,30 @@ func TestMountShell(t *testing.T) {
 	got := mountCall("proc", "/r/proc", "proc", unix.MS_NOSUID|unix.MS_NOEXEC, "")
 	if want := `mount("proc", "/r/proc", "proc", MS_NOSUID|MS_NOEXEC, "")`; got != want {
 		t.Errorf("mountCall = %q, want %q", got, want)
+	}
+}
+
+// TestMountOfFallback checks that the pre-5.8 way of telling a file's
+// mount (fdinfo's mnt_id, a look at "..") agrees with statx(2). Not on
+// "/": the namespace's root is its own "..", and Setup never asks there.
+func TestMountOfFallback(t *testing.T) {
+	roots := 0
+	for _, p := range []string{"/proc", "/proc/self", "/proc/self/status", "/sys", "/sys/kernel", "/etc"} {
+		f, err := os.OpenFile(p, unix.O_PATH, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, root, err := mountOf(f)
+		fid, froot, ferr := mountOfFdinfo(f)
+		f.Close()
+		if err != nil || ferr != nil || id != fid || (root != froot && !strings.HasSuffix(p, "status")) {
+			t.Errorf("%s: statx says mount %d root %v (%v), fdinfo says %d root %v (%v)", p, id, root, err, fid, froot, ferr)
+		}
+		if root {
+			roots++
+		}
+	}
+	if roots < 2 { // "/proc" and "/sys" at least
+		t.Errorf("only %d mount roots among the paths: the test tells nothing", roots)
 	}
 }

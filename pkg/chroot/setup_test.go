@@ -23,6 +23,7 @@ import (
 	"github.com/minictr/minictr/internal/procfs"
 	"github.com/minictr/minictr/internal/testenv"
 	"github.com/minictr/minictr/pkg/cgroups"
+	"github.com/minictr/minictr/pkg/resolve"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -45,6 +46,14 @@ type insideConfig struct {
 	// engine's init does, before Setup. CgroupFile must then read CgroupLimit.
 	CgroupNS                bool
 	CgroupFile, CgroupLimit string
+	// With PauseAt, Setup stops at that point of its own (setup.at),
+	// prints "paused POINT" and waits for a line on stdin: meanwhile the
+	// test renames what it likes, as a host user racing the init would.
+	PauseAt string
+	// MovedProc is where the container's proc mount ends up when the test
+	// renames /proc meanwhile; Only limits the checks to those named.
+	MovedProc string
+	Only      []string
 }
 
 // inside runs as PID 1 of new mount and PID namespaces: it calls Setup,
@@ -70,6 +79,17 @@ func inside() int {
 			return 1
 		}
 	}
+	if cfg.PauseAt != "" {
+		setupHook = func(point string) {
+			if point != cfg.PauseAt {
+				return
+			}
+			fmt.Println("paused", point)
+			if _, err := stdin.ReadString('\n'); err != nil {
+				fmt.Println("FAIL waiting at", point, err)
+			}
+		}
+	}
 	err := Setup(Config{Rootfs: cfg.Rootfs, ReadOnly: cfg.ReadOnly, Privileged: cfg.Privileged,
 		Mounts: cfg.Mounts, Cgroups: cfg.Cgroups, Tracer: trace.New(os.Stderr)})
 	if err != nil {
@@ -79,6 +99,9 @@ func inside() int {
 	fmt.Println("ready")
 	_, _ = io.ReadAll(stdin) // until the test closes our stdin
 	for _, c := range checks(cfg) {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, c.name) {
+			continue
+		}
 		if err := c.fn(); err != nil {
 			fmt.Printf("FAIL %s: %v\n", c.name, err)
 		} else {
@@ -184,6 +207,9 @@ func checks(cfg insideConfig) []check {
 			return nil
 		}})
 	}
+	if cfg.MovedProc != "" {
+		cs = append(cs, check{"moved-proc-masked", func() error { return movedProcMasked(cfg.MovedProc) }})
+	}
 	if cfg.Privileged {
 		return append(cs,
 			check{"sys-rw", func() error { return unix.Access("/sys/kernel", unix.W_OK) }},
@@ -263,6 +289,37 @@ func checks(cfg insideConfig) []check {
 		}})
 	}
 	return cs
+}
+
+// movedProcMasked checks the masks and read-only paths on the container's
+// proc mount at dir, where a rename moved it: /proc/keys (or timer_list)
+// is /dev/null there, and /proc/sys read-only.
+func movedProcMasked(dir string) error {
+	if err := isFS(dir, unix.PROC_SUPER_MAGIC); err != nil {
+		return err
+	}
+	masked := 0
+	for _, name := range []string{"keys", "timer_list"} {
+		var st unix.Stat_t
+		if err := unix.Stat(dir+"/"+name, &st); err != nil {
+			continue
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+			return fmt.Errorf("%s/%s is not masked: mode %o", dir, name, st.Mode)
+		}
+		masked++
+	}
+	if masked == 0 {
+		return fmt.Errorf("neither %s/keys nor %s/timer_list exists", dir, dir)
+	}
+	f, err := os.OpenFile(dir+"/sys/kernel/hostname", os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+	}
+	if !errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("open %s/sys/kernel/hostname for write: %v, want EROFS", dir, err)
+	}
+	return nil
 }
 
 // cgroupLayout checks that /sys/fs/cgroup looks like the host's: one
@@ -378,6 +435,13 @@ func checkPts() error {
 // is told to go on.
 func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn func(pid int)) (results map[string]string, stderr string) {
 	t.Helper()
+	return runPaused(t, cfg, attr, moveIn, nil)
+}
+
+// runPaused is runInside for a cfg with PauseAt: once the child says it
+// paused there, atPause runs, then the child goes on.
+func runPaused(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn func(pid int), atPause func()) (results map[string]string, stderr string) {
+	t.Helper()
 	if cfg.Cgroups == nil { // a test that gives its own layout also gives its mode
 		cfg.Cgroups = hostCgroups(t)
 		cfg.CgroupMode = testenv.CgroupMode()
@@ -420,6 +484,17 @@ func runInside(t *testing.T, cfg insideConfig, attr *syscall.SysProcAttr, moveIn
 		}
 	}
 	out := bufio.NewScanner(stdout)
+	if cfg.PauseAt != "" {
+		if !out.Scan() || out.Text() != "paused "+cfg.PauseAt {
+			stdin.Close()
+			_ = cmd.Wait()
+			t.Fatalf("child did not pause at %q: %q\n%s", cfg.PauseAt, out.Text(), errBuf.String())
+		}
+		atPause()
+		if _, err := io.WriteString(stdin, "go\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if !out.Scan() || out.Text() != "ready" {
 		stdin.Close()
 		_ = cmd.Wait()
@@ -592,7 +667,12 @@ func TestMountDataManyLayers(t *testing.T) {
 	}
 	rec := &trace.Recorder{}
 	s := &setup{t: rec}
-	err := s.mountData("overlay", target, "overlay", 0, data)
+	tf, err := resolve.OpenRoot(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tf.Close()
+	err = s.mountData("overlay", tf, "overlay", 0, data)
 	if err == nil {
 		defer unix.Unmount(target, unix.MNT_DETACH)
 	}
@@ -726,17 +806,33 @@ func TestSetupRefusesHostNamespace(t *testing.T) {
 	}
 }
 
-// TestSetupErrorNamesPath checks that a failing mount names the syscall
-// and the path, so the reader finds mount(2).
+// TestSetupErrorNamesPath checks that a failing step names the syscall and
+// the path, so the reader finds the man page: a missing rootfs fails where
+// Setup opens it (its one lookup by name), a failing mount names mount(2)
+// and the path of its target.
 func TestSetupErrorNamesPath(t *testing.T) {
 	testenv.SkipIfNotRoot(t)
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"chroot-inside"}
-	cmd.Env = append(os.Environ(), `CHROOT_TEST_CONFIG={"Rootfs":"/nonexistent-minictr-rootfs"}`)
-	cmd.SysProcAttr = newNS
-	out, _ := cmd.Output()
-	want := "FAIL setup: bind-mounting the rootfs: mount /nonexistent-minictr-rootfs: no such file or directory"
-	if got := strings.TrimSpace(string(out)); got != want {
-		t.Errorf("got %q\nwant %q", got, want)
+	rootfs := t.TempDir()
+	for _, tc := range []struct {
+		cfg  insideConfig
+		want string
+	}{
+		{insideConfig{Rootfs: "/nonexistent-minictr-rootfs"},
+			"FAIL setup: opening the rootfs: open /nonexistent-minictr-rootfs: no such file or directory"},
+		{insideConfig{Rootfs: rootfs, Cgroups: []CgroupMount{}, Mounts: []Mount{{Source: "none", Target: "/data", Type: "minictr-nonexistent-fs"}}},
+			"FAIL setup: mounting volumes: none on /data: mount " + rootfs + "/data: no such device"},
+	} {
+		data, err := json.Marshal(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Args = []string{"chroot-inside"}
+		cmd.Env = append(os.Environ(), "CHROOT_TEST_CONFIG="+string(data))
+		cmd.SysProcAttr = newNS
+		out, _ := cmd.Output()
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("got %q\nwant %q", got, tc.want)
+		}
 	}
 }

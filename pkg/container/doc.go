@@ -9,15 +9,17 @@
 //
 //  1. validate the spec, once, before anything exists, and start
 //     compiling its seccomp profile (pkg/seccomp) in a goroutine;
-//  2. write the container's state record, naming this engine (PID and
-//     start time) as its owner: from now on every minictr sees a container
-//     that is alive exactly as long as its owner is; with --userns=auto,
-//     take a free range of host IDs into that record (userns.go);
+//  2. write the container's state record, flock(2)ed by this engine, its
+//     owner: from now on every minictr sees a container that is alive
+//     exactly as long as the lock is held, in whatever PID namespace or
+//     run root it looks from; with --userns=auto, take a free range of
+//     host IDs into that record (userns.go);
 //  3. lease the image (RunOptions.Lease), so that rmi and prune leave its
 //     layers alone; a start that loses the race to an rmi fails cleanly;
-//  4. prepare the snapshot (pkg/snapshot): directories only, and its
-//     mounts as data; overlayfs support is probed once per host, root and
-//     boot and kept in the run root;
+//  4. prepare the snapshot (pkg/snapshot) in a directory whose record,
+//     locked too, names this boot: directories only, and its mounts as
+//     data; overlayfs support is probed once per host, root and boot and
+//     kept in the run root;
 //  5. create a cgroup and write the limits (cgroups(7)); take the
 //     compiled seccomp filter, or refuse a profile under which the init
 //     could not exec, before any process exists;
@@ -52,12 +54,13 @@
 // temporary directory), the sealed binary's second layer, stay for the next
 // start. Nothing is mounted on the host: the container's mounts
 // live in its mount namespace and vanish with it. If the engine itself is
-// killed, the next command that changes state reclaims the rest (Reap),
-// at once: the record says whose it was. With --rootfs, the directory is
-// the container's root itself, as with runc: mount points it lacks (/proc,
-// /sys, /dev) and a missing working directory are created in it and stay,
-// like anything the container writes there. With --userns=auto, the
-// lock file <run-root>/userns.lock stays (empty), and <root> and
-// <root>/containers get o+x so that the container's root can reach its
-// root directory.
+// killed, the next command that changes state reclaims the rest (Reap), at
+// once: the kernel let go of its locks. After a reboot, which empties the
+// run root, the snapshot's own record says it was a run of another boot.
+// With --rootfs, the directory is the container's root itself, as with
+// runc: mount points it lacks (/proc, /sys, /dev) and a missing working
+// directory are created in it and stay, like anything the container writes
+// there. With --userns=auto, the lock file <run-root>/userns.lock stays
+// (empty), and <root> and <root>/containers get o+x so that the
+// container's root can reach its root directory.
 package container

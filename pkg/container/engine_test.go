@@ -4,14 +4,13 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/minictr/minictr/internal/flock"
 	"github.com/minictr/minictr/pkg/trace"
 )
 
@@ -103,50 +102,59 @@ func TestLookPath(t *testing.T) {
 	}
 }
 
-// deadProcess returns a process (PID and start time) that has ended.
-func deadProcess(t *testing.T) process {
-	t.Helper()
-	cmd := exec.Command("sleep", "10")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := process{Pid: cmd.Process.Pid, Start: startTime(cmd.Process.Pid)}
-	if p.Start == 0 {
-		t.Fatal("no start time for a running process")
-	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	return p
-}
-
-// TestReap runs the reaper over a run root holding every kind of entry, with
-// the cgroup removal faked: only dead containers go, each released once.
+// TestReap runs the reaper over a run root and a root holding every kind of
+// entry, with the cgroup removal faked: only what no one holds goes, each
+// container released once. An owner that died is one whose lock was let go
+// (the kernel does that at exit; internal/flock's tests kill a holder).
 func TestReap(t *testing.T) {
 	root, runRoot := t.TempDir(), t.TempDir()
-	dead, reused := deadProcess(t), process{Pid: os.Getpid(), Start: 1} // a PID now used by another process
-	me := self()
-	mk := func(id string, owner process) {
-		if _, err := createState(runRoot, state{ID: id, Owner: owner}); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(root, "containers", id, "upper/etc"), 0o755); err != nil {
-			t.Fatal(err)
+	boot, err := bootID()
+	must(t, err)
+	// held: the owner lives; released: it died.
+	mkState := func(id string, held bool) {
+		l, err := createState(runRoot, state{ID: id})
+		must(t, err)
+		if !held {
+			l.Unlock()
 		}
 	}
-	mk("deadengine", dead)
-	mk("reusedpid", reused)
-	mk("alive", me)
-	// A removal cut short, and records being written by a dead and a live engine.
-	must(t, os.MkdirAll(filepath.Join(runRoot, "containers", removingPrefix+"halfgone"), 0o700))
-	deadCreating := filepath.Join(runRoot, "containers", creatingPrefix+itoa(dead.Pid)+"-"+utoa(dead.Start)+"-c1")
-	liveCreating := filepath.Join(runRoot, "containers", creatingPrefix+itoa(me.Pid)+"-"+utoa(me.Start)+"-c2")
-	must(t, os.MkdirAll(deadCreating, 0o700))
-	must(t, os.MkdirAll(liveCreating, 0o700))
-
-	if !Alive(runRoot, "alive") || Alive(runRoot, "deadengine") || Alive(runRoot, "reusedpid") || Alive(runRoot, "nosuch") || Alive(runRoot, "../alive") {
-		t.Errorf("Alive: alive %v, deadengine %v, reusedpid %v, nosuch %v, ../alive %v; want only alive",
-			Alive(runRoot, "alive"), Alive(runRoot, "deadengine"), Alive(runRoot, "reusedpid"), Alive(runRoot, "nosuch"), Alive(runRoot, "../alive"))
+	mkRoot := func(id, boot string, autoRemove, held bool) {
+		l, err := createRootRecord(root, rootRecord{ID: id, BootID: boot, AutoRemove: autoRemove})
+		must(t, err)
+		must(t, os.MkdirAll(filepath.Join(root, "containers", id, "upper/etc"), 0o755))
+		if !held {
+			l.Unlock()
+		}
 	}
+	mkState("deadengine", false)
+	mkRoot("deadengine", boot, true, false)
+	mkState("alive", true)
+	mkRoot("alive", boot, true, true)
+	// A removal cut short: the record went first.
+	mkState("halfgone", false)
+	must(t, os.Remove(filepath.Join(runRoot, "containers", "halfgone", stateFile)))
+	// A record no one can read is left to a person, snapshot and all.
+	mkState("garbled", false)
+	must(t, os.WriteFile(filepath.Join(runRoot, "containers", "garbled", stateFile), []byte("{not json"), 0o600))
+	mkRoot("garbled", boot, true, false)
+	// Snapshots whose state is not in this run root: a run that a reboot
+	// ended, a live and a dead container of another run root, a stopped
+	// container (kept until rm).
+	mkRoot("rebooted", "another-boot", true, false)
+	mkRoot("otherrunroot", boot, true, true)
+	mkRoot("otherdead", boot, true, false)
+	mkRoot("stopped", "another-boot", false, false)
+	// Records and probes being made by a dead and a live engine.
+	deadCreating, err := flock.Mkdir(filepath.Join(runRoot, "containers", creatingPrefix+"c1"), 0o700)
+	must(t, err)
+	deadCreating.Unlock()
+	_, err = flock.Mkdir(filepath.Join(runRoot, "containers", creatingPrefix+"c2"), 0o700)
+	must(t, err)
+	deadProbe, err := flock.Mkdir(filepath.Join(root, "containers", probePrefix+"p1"), 0o700)
+	must(t, err)
+	deadProbe.Unlock()
+	_, err = flock.Mkdir(filepath.Join(root, "containers", probePrefix+"p2"), 0o700)
+	must(t, err)
 
 	var released, destroyed []string
 	rec := &trace.Recorder{}
@@ -158,22 +166,23 @@ func TestReap(t *testing.T) {
 	must(t, r.reap())
 	slices.Sort(released)
 	slices.Sort(destroyed)
-	if want := []string{"deadengine", "halfgone", "reusedpid"}; !slices.Equal(released, want) {
+	if want := []string{"deadengine", "halfgone", "otherdead", "rebooted"}; !slices.Equal(released, want) {
 		t.Errorf("released %v, want %v", released, want)
 	}
-	if want := []string{"minictr-deadengine", "minictr-halfgone", "minictr-reusedpid"}; !slices.Equal(destroyed, want) {
+	// After a reboot there is no cgroup to remove.
+	if want := []string{"minictr-deadengine", "minictr-halfgone", "minictr-otherdead"}; !slices.Equal(destroyed, want) {
 		t.Errorf("destroyed cgroups %v, want %v", destroyed, want)
 	}
-	if got := ls(t, filepath.Join(runRoot, "containers")); !slices.Equal(got, []string{creatingPrefix + itoa(me.Pid) + "-" + utoa(me.Start) + "-c2", "alive"}) {
-		t.Errorf("run root keeps %v, want only the live container and the live engine's record in progress", got)
+	if got, want := ls(t, filepath.Join(runRoot, "containers")), []string{creatingPrefix + "c2", "alive", "garbled"}; !slices.Equal(got, want) {
+		t.Errorf("run root keeps %v, want %v: the live container, the live engine's record in progress, the unreadable one", got, want)
 	}
-	if got := ls(t, filepath.Join(root, "containers")); !slices.Equal(got, []string{"alive"}) {
-		t.Errorf("root keeps snapshots %v, want only the live container's", got)
+	if got, want := ls(t, filepath.Join(root, "containers")), []string{probePrefix + "p2", "alive", "garbled", "otherrunroot", "stopped"}; !slices.Equal(got, want) {
+		t.Errorf("root keeps %v, want %v", got, want)
 	}
-	if !slices.ContainsFunc(rec.Steps, func(s trace.Recorded) bool {
-		return strings.Contains(s.Action, "container deadengine was left by an engine that died")
-	}) {
-		t.Errorf("trace %+v does not name the reclaimed container", rec.Steps)
+	for _, want := range []string{"container deadengine was left by an engine that died", "container rebooted was left by a run that a reboot ended"} {
+		if !slices.ContainsFunc(rec.Steps, func(s trace.Recorded) bool { return strings.Contains(s.Action, want) }) {
+			t.Errorf("trace %+v does not say %q", rec.Steps, want)
+		}
 	}
 
 	// Nothing left to do: a second reap releases nothing.
@@ -184,41 +193,104 @@ func TestReap(t *testing.T) {
 	}
 
 	// A failing release keeps the state, so that the next reap tries again.
-	mk("stuck", dead)
+	mkState("stuck", false)
 	r.Release = func(string) error { return errors.New("store unavailable") }
 	if err := r.reap(); err == nil || !strings.Contains(err.Error(), "reclaiming container stuck: store unavailable") {
 		t.Errorf("reap with a failing release = %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(runRoot, "containers", removingPrefix+"stuck")); err != nil {
-		t.Errorf("the claimed state is gone after a failed reclaim: %v", err)
+	if _, err := os.Stat(filepath.Join(runRoot, "containers", "stuck")); err != nil {
+		t.Errorf("the state is gone after a failed reclaim: %v", err)
 	}
 	r.Release = func(string) error { return nil }
 	must(t, r.reap())
-	if _, err := os.Stat(filepath.Join(runRoot, "containers", removingPrefix+"stuck")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(runRoot, "containers", "stuck")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the next reap did not finish the reclaim: %v", err)
 	}
 }
 
+// TestReapStopsAtCgroup: when the cgroup cannot be removed, processes may
+// still run in it and use the snapshot: reclaim stops there, keeping the
+// snapshot, the lease and the state, and the next reap tries again.
+func TestReapStopsAtCgroup(t *testing.T) {
+	root, runRoot := t.TempDir(), t.TempDir()
+	boot, err := bootID()
+	must(t, err)
+	for _, inRunRoot := range []bool{true, false} {
+		id := "inrunroot"
+		if !inRunRoot {
+			id = "inroot"
+			l, err := createState(runRoot, state{ID: id})
+			must(t, err)
+			l.Unlock()
+			must(t, removeState(runRoot, id)) // the run root forgot it; the snapshot is all that is left
+		} else {
+			l, err := createState(runRoot, state{ID: id})
+			must(t, err)
+			l.Unlock()
+		}
+		l, err := createRootRecord(root, rootRecord{ID: id, BootID: boot, AutoRemove: true})
+		must(t, err)
+		must(t, os.MkdirAll(filepath.Join(root, "containers", id, "rootfs/bin"), 0o755))
+		l.Unlock()
+	}
+	var released []string
+	r := reaper{
+		ReapOptions: ReapOptions{Root: root, RunRoot: runRoot,
+			Release: func(id string) error { released = append(released, id); return nil }},
+		destroyCgroup: func(string, trace.Tracer) error { return errors.New("device or resource busy") },
+	}
+	if err := r.reap(); err == nil || !strings.Contains(err.Error(), "snapshot is kept") {
+		t.Errorf("reap with a cgroup that cannot be removed = %v", err)
+	}
+	if len(released) != 0 {
+		t.Errorf("released %v while processes may still use the image", released)
+	}
+	for _, id := range []string{"inrunroot", "inroot"} {
+		if _, err := os.Stat(filepath.Join(root, "containers", id, "rootfs/bin")); err != nil {
+			t.Errorf("%s: the snapshot was removed with its cgroup still there: %v", id, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(runRoot, "containers", "inrunroot", stateFile)); err != nil {
+		t.Errorf("the state was removed with the cgroup still there: %v", err)
+	}
+	r.destroyCgroup = func(string, trace.Tracer) error { return nil }
+	must(t, r.reap())
+	if got := ls(t, filepath.Join(root, "containers")); len(got) != 0 {
+		t.Errorf("root keeps %v once the cgroups went", got)
+	}
+	if got := ls(t, filepath.Join(runRoot, "containers")); len(got) != 0 {
+		t.Errorf("run root keeps %v once the cgroups went", got)
+	}
+}
+
 // TestStateRecordFirst: a state directory appears with its record in one
-// step, and its removal never leaves a directory without one.
+// step, locked by its maker, and its removal never leaves a directory
+// that anyone mistakes for a live container.
 func TestStateRecordFirst(t *testing.T) {
 	runRoot := t.TempDir()
-	dir, err := createState(runRoot, state{ID: "c", Owner: self()})
+	l, err := createState(runRoot, state{ID: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := readState(dir)
-	if err != nil || s.Owner != self() {
-		t.Fatalf("record %+v, %v; want this process as owner", s, err)
+	dir := filepath.Join(runRoot, "containers", "c")
+	if s, err := readState(dir); err != nil || s.ID != "c" {
+		t.Fatalf("record %+v, %v", s, err)
+	}
+	if _, err := flock.Try(dir); !errors.Is(err, flock.ErrLocked) {
+		t.Errorf("the state directory is not held by its maker: %v", err)
 	}
 	if got := ls(t, filepath.Join(runRoot, "containers")); !slices.Equal(got, []string{"c"}) {
 		t.Errorf("containers holds %v, want [c]", got)
 	}
-	if _, err := createState(runRoot, state{ID: "c", Owner: self()}); err == nil {
+	if _, err := createState(runRoot, state{ID: "c"}); err == nil {
 		t.Errorf("a second record for the same ID was accepted")
+	}
+	if _, err := createState(runRoot, state{ID: "../c"}); err == nil {
+		t.Errorf("an ID with a path in it was accepted")
 	}
 	must(t, removeState(runRoot, "c"))
 	must(t, removeState(runRoot, "c")) // idempotent
+	l.Unlock()
 	if got := ls(t, filepath.Join(runRoot, "containers")); len(got) != 0 {
 		t.Errorf("containers holds %v after removal", got)
 	}
@@ -236,9 +308,6 @@ func ls(t *testing.T, dir string) []string {
 	}
 	return out
 }
-
-func itoa(n int) string    { return strconv.Itoa(n) }
-func utoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func must(t *testing.T, err error) {
 	t.Helper()

@@ -1,6 +1,8 @@
 package container
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/minictr/minictr/internal/atomicfile"
+	"github.com/minictr/minictr/internal/flock"
 	"github.com/minictr/minictr/pkg/snapshot"
 	"github.com/minictr/minictr/pkg/trace"
 )
@@ -27,8 +30,9 @@ type snapshotFacts struct {
 	IDMapReason string `json:"idmapReason,omitempty"`
 }
 
-// probePrefix names the directory a probe works in: .probe-<pid>-<start>
-// of the engine probing, in <root>/containers.
+// probePrefix names the directory a probe works in, in <root>/containers:
+// .probe-<random>, flock(2)ed by the engine probing, so that a probe cut
+// short by a kill is garbage that Reap can tell apart.
 const probePrefix = ".probe-"
 
 // factsFile keeps the verdict in the run root, which a reboot empties, so
@@ -36,7 +40,8 @@ const probePrefix = ".probe-"
 const factsFile = "snapshotter.json"
 
 // hostSnapshotter decides once per host, root and boot whether snapshots
-// are overlays or copies, and keeps the answer in the run root. Probing
+// are overlays or copies, and keeps the answer in the run root: only a
+// definite answer, never a probe that failed to set itself up. Probing
 // costs a mount and an unmount (several milliseconds); reading the answer
 // costs one small file per start. The overlay itself is mounted later, by
 // the container's init: if it fails there, the start fails with the mount's
@@ -55,20 +60,39 @@ func hostSnapshotter(root, runRoot string, t trace.Tracer) (snapshotFacts, error
 	if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &f) == nil && f.Dir == dir && f.Dev == st.Dev {
 		return f, nil
 	}
-	// The probe works in a directory named for this engine, so that a
-	// probe cut short by a kill is garbage that Reap can tell apart.
-	me := self()
-	probeDir := filepath.Join(dir, fmt.Sprintf("%s%d-%d", probePrefix, me.Pid, me.Start))
-	if err := os.Mkdir(probeDir, 0o700); err != nil {
-		return snapshotFacts{}, err
-	}
-	kind, reason := snapshot.Probe(probeDir)
-	if err := os.RemoveAll(probeDir); err != nil {
-		return snapshotFacts{}, err
+	var kind snapshot.Kind
+	var reason string
+	err := inProbeDir(dir, func(probeDir string) (err error) {
+		kind, reason, err = snapshot.Probe(probeDir)
+		return err
+	})
+	if err != nil {
+		// No verdict (a full disk, say): nothing is kept, and the next
+		// start asks again.
+		return snapshotFacts{}, fmt.Errorf("probing overlayfs: %w", err)
 	}
 	f = snapshotFacts{Dir: dir, Dev: st.Dev, Kind: kind, Reason: reason}
 	t.Step("engine", fmt.Sprintf("probe overlayfs in %s: %s (%s); the answer is kept in %s", dir, kind, reason, cache), "cat "+cache)
 	return f, keepFacts(runRoot, f)
+}
+
+// inProbeDir runs probe in a new directory of dir, flock(2)ed for as long
+// as it runs, so that a probe cut short by a kill is garbage that Reap
+// can tell apart, and removed afterwards.
+func inProbeDir(dir string, probe func(probeDir string) error) error {
+	var b [6]byte
+	rand.Read(b[:])
+	probeDir := filepath.Join(dir, probePrefix+hex.EncodeToString(b[:]))
+	l, err := flock.Mkdir(probeDir, 0o700)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock() // after the removal
+	err = probe(probeDir)
+	if rerr := os.RemoveAll(probeDir); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 func keepFacts(runRoot string, f snapshotFacts) error {
@@ -89,15 +113,12 @@ func hostIDMap(runRoot string, f snapshotFacts, u *usernsRecord, t trace.Tracer)
 	if f.IDMapProbed || f.Kind != snapshot.Overlay {
 		return f, nil
 	}
-	me := self()
-	probeDir := filepath.Join(f.Dir, fmt.Sprintf("%s%d-%d", probePrefix, me.Pid, me.Start))
-	if err := os.Mkdir(probeDir, 0o700); err != nil {
-		return f, err
-	}
-	ok, reason, err := probeIDMap(probeDir, u, t)
-	if rerr := os.RemoveAll(probeDir); err == nil {
-		err = rerr
-	}
+	var ok bool
+	var reason string
+	err := inProbeDir(f.Dir, func(probeDir string) (err error) {
+		ok, reason, err = probeIDMap(probeDir, u, t)
+		return err
+	})
 	if err != nil {
 		return f, err
 	}

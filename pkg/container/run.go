@@ -217,14 +217,20 @@ type run struct {
 	files []*os.File         // sent to the init with its spec (idmapRoot)
 }
 
-// record writes the container's first state record, naming this engine as
-// the owner that will remove what the container uses.
+// record writes the container's first state record, locked by this
+// engine: its owner, which will remove what the container uses. The lock
+// is this process's (O_CLOEXEC: the container never holds it); a detached
+// container's monitor would be handed its File instead.
 func (r *run) record() error {
-	r.st = state{ID: r.id, Owner: self(), Image: r.o.Spec.Image, Created: time.Now()}
-	if _, err := createState(r.o.RunRoot, r.st); err != nil {
+	r.st = state{ID: r.id, Image: r.o.Spec.Image, Created: time.Now()}
+	owned, err := createState(r.o.RunRoot, r.st)
+	if err != nil {
 		return err
 	}
-	r.undo.push(func() error { return removeState(r.o.RunRoot, r.id) })
+	r.undo.push(func() error {
+		defer owned.Unlock() // after the removal: no reaper meanwhile
+		return removeState(r.o.RunRoot, r.id)
+	})
 	return nil
 }
 
@@ -259,8 +265,23 @@ func (r *run) prepareRoot() error {
 	if err := r.userNSSnapshot(&opts, facts); err != nil {
 		return err
 	}
+	// The snapshot's directory starts with a record that outlives a
+	// reboot, locked like the state record: a snapshot left by a run that
+	// a reboot ended is garbage, one of a live container in another run
+	// root is not.
+	boot, err := bootID()
+	if err != nil {
+		return err
+	}
+	owned, err := createRootRecord(r.o.Root, rootRecord{ID: r.id, BootID: boot, AutoRemove: true, Created: r.st.Created})
+	if err != nil {
+		return err
+	}
 	dir := filepath.Join(r.o.Root, "containers", r.id)
-	r.undo.push(func() error { return snapshot.Remove(dir, r.t) }) // also what a failed Prepare left
+	r.undo.push(func() error { // also what a failed Prepare left
+		defer owned.Unlock()
+		return snapshot.Remove(dir, r.t)
+	})
 	snap, err := snapshot.Prepare(dir, r.o.Spec.Layers, opts)
 	if err != nil {
 		return err
@@ -279,9 +300,11 @@ func (r *run) prepareRoot() error {
 }
 
 // applyLayer is how a copy snapshot writes a layer: the image store's safe
-// extractor, so that copied layers cannot escape the root either.
+// extractor, so that copied layers cannot escape the root either. The
+// layers below are the container's root already: their symlinks resolve
+// inside it, as the container will see them.
 func applyLayer(tar io.Reader, dir string) error {
-	_, err := layer.Apply(tar, dir, layer.Options{})
+	_, err := layer.Apply(tar, dir, layer.Options{InRoot: true})
 	return err
 }
 

@@ -4,28 +4,39 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minictr/minictr/internal/atomicfile"
+	"github.com/minictr/minictr/internal/flock"
 	"github.com/minictr/minictr/internal/procfs"
 )
 
-// state is a container's record in its state directory, so that the next
-// minictr (and an instructor: cat state.json) can tell who looks after it.
-// It exists from the first moment of a start, before anything the
-// container uses is made, so that no command ever sees a container without
-// one.
+// A container has two records, each in a directory of its own:
+//
+//	<run-root>/containers/<id>/state.json    live state (state): a reboot forgets it
+//	<root>/containers/<id>/container.json    what outlives a reboot (rootRecord),
+//	                                         beside the snapshot, for image containers
+//
+// Both directories appear with their record in one step (a directory
+// .creating-<id> is written, then renamed), and both are flock(2)ed by the
+// container's owner for as long as it owns the container (internal/flock):
+// the engine for a foreground run; later, a detached container's monitor,
+// handed the locks' files. Whoever can take a lock has found a container
+// whose owner is gone, however it ended: no PID is looked up, so the answer
+// holds across PID namespaces and run roots. The taker holds the lock
+// while it reclaims, so two reapers never remove the same container.
+
+// state is a container's live record, so that the next minictr (and an
+// instructor: cat state.json) can tell what it uses. It exists from the
+// first moment of a start, before anything the container uses is made, so
+// that no command ever sees a container without one.
 type state struct {
 	ID string `json:"id"`
-	// Owner is the process that removes what the container uses when it
-	// ends: the engine that runs it in the foreground (the container's init
-	// dies with it, by its parent-death signal). While the owner lives the
-	// container is alive; once it is gone, what is left is garbage (Reap).
-	Owner process `json:"owner"`
 	// Pid is the container's init on the host, once it exists.
 	Pid int `json:"pid,omitempty"`
 	// PidStart is the init's start time (field 22 of /proc/PID/stat).
@@ -39,71 +50,91 @@ type state struct {
 	Created time.Time     `json:"created"`
 }
 
-// A process names a process across PID reuse: its PID and start time.
-type process struct {
-	Pid   int    `json:"pid"`
-	Start uint64 `json:"start"`
+// rootRecord is a container's record under the persistent root, written
+// before its snapshot is made there, so that a snapshot whose live state
+// vanished (a reboot empties the run root) is still known for what it is.
+type rootRecord struct {
+	ID string `json:"id"`
+	// BootID is the boot it was made in (/proc/sys/kernel/random/boot_id):
+	// after a reboot nothing of a run is alive, and no cgroup is left.
+	BootID string `json:"bootID"`
+	// AutoRemove: everything goes when the owner lets go or dies, as for
+	// docker run --rm (every foreground run, so far). A container without
+	// it is kept, stopped, until rm.
+	AutoRemove bool      `json:"autoRemove"`
+	Created    time.Time `json:"created"`
 }
 
-// self is the calling process.
-func self() process {
-	return process{Pid: os.Getpid(), Start: startTime(os.Getpid())}
-}
-
-// alive reports whether the process still runs: the PID exists, is no
-// zombie, and started when recorded (so a PID the kernel has since given to
-// another process does not count).
-func (p process) alive() bool {
-	return p.Pid > 0 && p.Start != 0 && startTime(p.Pid) == p.Start
-}
-
-// Names in <run-root>/containers besides the containers' own directories.
+// Names of the records, and of directories besides the containers' own.
 const (
-	creatingPrefix = ".creating-" // .creating-<owner pid>-<owner start>-<id>: a record being written
-	removingPrefix = ".removing-" // .removing-<id>: a container claimed for removal
+	stateFile      = "state.json"
+	rootRecordFile = "container.json"
+	creatingPrefix = ".creating-" // .creating-<id>: a directory whose record is being written
 )
 
-// createState makes the container's state directory with its first record
-// in one step: the record is written in a directory whose name says who
-// writes it, then the directory is renamed into place. A reader sees no
-// directory or one with a record, never one without.
-func createState(runRoot string, s state) (dir string, err error) {
-	parent := filepath.Join(runRoot, "containers")
+// createState makes the container's state directory with its first
+// record, locked: the returned lock is the container's life for every
+// other minictr, until removeState and Unlock.
+func createState(runRoot string, s state) (*flock.Lock, error) {
+	return createLocked(filepath.Join(runRoot, "containers"), s.ID, stateFile, s)
+}
+
+// createRootRecord makes <root>/containers/<id> with its record, locked;
+// the snapshot is made in it afterwards.
+func createRootRecord(root string, r rootRecord) (*flock.Lock, error) {
+	return createLocked(filepath.Join(root, "containers"), r.ID, rootRecordFile, r)
+}
+
+// createLocked makes parent/id holding the file name with v, in one step:
+// the record is written in a locked directory .creating-<id>, which is
+// then renamed into place; the lock moves with it. A reader sees no
+// directory or one with a record, never one without, and never an
+// unlocked one while its maker lives.
+func createLocked(parent, id, name string, v any) (*flock.Lock, error) {
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return nil, fmt.Errorf("invalid container ID %q", id)
+	}
 	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return "", err
+		return nil, err
 	}
-	tmp := filepath.Join(parent, fmt.Sprintf("%s%d-%d-%s", creatingPrefix, s.Owner.Pid, s.Owner.Start, s.ID))
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return "", err
+	tmp := filepath.Join(parent, creatingPrefix+id)
+	l, err := flock.Mkdir(tmp, 0o700)
+	if err != nil {
+		return nil, err
 	}
-	dir = filepath.Join(parent, s.ID)
 	// A plain write: the directory's rename is what makes the record
-	// appear whole (and live state needs no fsync: a reboot forgets it).
-	data, err := json.MarshalIndent(s, "", "  ")
+	// appear whole (and a record cut short is in a directory no one holds).
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err == nil {
-		err = os.WriteFile(filepath.Join(tmp, "state.json"), data, 0o600)
+		err = os.WriteFile(filepath.Join(tmp, name), data, 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(parent, id))
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
-		return "", err
+		l.Unlock()
+		return nil, err
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		os.RemoveAll(tmp)
-		return "", err
-	}
-	return dir, nil
+	return l, nil
 }
 
-// removeState removes a state directory: first renamed out of the way, so
-// that a removal cut short leaves a name Reap knows is garbage, never a
-// directory without a record.
-func removeState(runRoot, id string) error {
-	dir := filepath.Join(runRoot, "containers", id)
-	gone := filepath.Join(runRoot, "containers", removingPrefix+id)
-	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+// held reports whether the container whose directory is dir has an owner:
+// someone holds its lock. One that cannot be judged counts as held, since
+// it is what the caller leaves alone.
+func held(dir string) bool {
+	l, err := flock.Try(dir)
+	if err == nil {
+		l.Unlock()
+		return false
 	}
-	return os.RemoveAll(gone)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// removeState removes a state directory. Its remover holds its lock, so a
+// removal cut short leaves a directory that no one holds: Reap finishes it.
+func removeState(runRoot, id string) error {
+	return os.RemoveAll(filepath.Join(runRoot, "containers", id))
 }
 
 // writeState writes state.json atomically: a reader sees the old file or
@@ -113,37 +144,35 @@ func writeState(dir string, s state) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, "state.json"), data, 0o600)
+	return atomicfile.Write(filepath.Join(dir, stateFile), data, 0o600)
 }
 
 // readState reads a container's state.json.
 func readState(dir string) (state, error) {
 	var s state
-	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &s)
-	}
-	return s, err
+	return s, readJSON(filepath.Join(dir, stateFile), &s)
 }
 
-// Alive reports whether the container with this ID is alive: its state
-// record exists and names an owner that still runs. A container that is
-// still starting is alive (its record comes first); one whose engine was
-// killed is not, at once, without a grace period. The image store asks it
-// about the containers that hold leases on images.
-func Alive(runRoot, id string) bool {
-	if id == "" || strings.ContainsAny(id, "/.") {
-		return false
-	}
-	s, err := readState(filepath.Join(runRoot, "containers", id))
-	if errors.Is(err, os.ErrNotExist) {
-		return false
-	}
-	// A record we cannot read is alive, as Reap leaves it: an image kept
-	// too long is the safe mistake, its layers deleted under a container
-	// is not.
-	return err != nil || s.Owner.alive()
+// readRootRecord reads a container's container.json.
+func readRootRecord(dir string) (rootRecord, error) {
+	var r rootRecord
+	return r, readJSON(filepath.Join(dir, rootRecordFile), &r)
 }
+
+func readJSON(name string, v any) error {
+	data, err := os.ReadFile(name)
+	if err == nil {
+		err = json.Unmarshal(data, v)
+	}
+	return err
+}
+
+// bootID names this boot of the kernel (random(4)): a record from another
+// boot was left by a run that a reboot ended.
+var bootID = sync.OnceValues(func() (string, error) {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(data)), err
+})
 
 // startTime reads a live process's start time, in clock ticks since boot,
 // from /proc/PID/stat (proc(5)); 0 when it is gone or a zombie.
@@ -153,23 +182,4 @@ func startTime(pid int) uint64 {
 		return 0
 	}
 	return st.StartTime
-}
-
-// parseOwned reads the owner from the name of a directory that a process
-// names for itself: prefix, then <pid>-<start>, then anything.
-func parseOwned(name, prefix string) (process, bool) {
-	rest, ok := strings.CutPrefix(name, prefix)
-	if !ok {
-		return process{}, false
-	}
-	parts := strings.SplitN(rest, "-", 3)
-	if len(parts) < 2 {
-		return process{}, false
-	}
-	pid, err1 := strconv.Atoi(parts[0])
-	start, err2 := strconv.ParseUint(parts[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return process{}, false
-	}
-	return process{Pid: pid, Start: start}, true
 }

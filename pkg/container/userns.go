@@ -198,7 +198,7 @@ func (r *run) allocateUserNS() error {
 			continue // ours; a record being written (no range yet) or removed (no process)
 		}
 		s, err := readState(filepath.Join(parent, e.Name()))
-		if err != nil || s.UserNS == nil || !s.Owner.alive() {
+		if err != nil || s.UserNS == nil || !held(filepath.Join(parent, e.Name())) {
 			continue
 		}
 		usedUIDs[s.UserNS.UID], usedGIDs[s.UserNS.GID] = true, true

@@ -21,16 +21,24 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // newAutoRun is a run of an --userns=auto container whose state record
-// exists, as the step before allocateUserNS leaves it, owned by owner.
-func newAutoRun(t *testing.T, runRoot, subuid, subgid string, owner process) *run {
+// exists, as the step before allocateUserNS leaves it: held by this
+// process while the test runs when alive, let go at once (as the kernel
+// does when an engine dies) when not.
+func newAutoRun(t *testing.T, runRoot, subuid, subgid string, alive bool) *run {
 	t.Helper()
 	r := &run{id: newID(), t: trace.Discard, o: RunOptions{
 		RunRoot: runRoot, SubUIDFile: subuid, SubGIDFile: subgid,
 		Spec: Spec{UserNS: UserNSAuto},
 	}}
-	r.st = state{ID: r.id, Owner: owner, Created: time.Now()}
-	if _, err := createState(runRoot, r.st); err != nil {
+	r.st = state{ID: r.id, Created: time.Now()}
+	l, err := createState(runRoot, r.st)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !alive {
+		l.Unlock()
+	} else {
+		t.Cleanup(func() { l.Unlock() })
 	}
 	return r
 }
@@ -95,7 +103,7 @@ func TestAllocateUserNS(t *testing.T) {
 	ids := filepath.Join(dir, "subid")
 	writeFile(t, ids, "minictr:100000:131072\nminictr:500000:65536\n")
 
-	a := newAutoRun(t, runRoot, ids, ids, self())
+	a := newAutoRun(t, runRoot, ids, ids, true)
 	if err := a.allocateUserNS(); err != nil {
 		t.Fatal(err)
 	}
@@ -107,21 +115,21 @@ func TestAllocateUserNS(t *testing.T) {
 		t.Fatalf("state record = %+v, %v; want the range in it", s.UserNS, err)
 	}
 
-	b := newAutoRun(t, runRoot, ids, ids, self())
+	b := newAutoRun(t, runRoot, ids, ids, true)
 	if err := b.allocateUserNS(); err != nil || b.st.UserNS.UID != 165536 {
 		t.Fatalf("second container: %v, %+v; want 165536", err, b.st.UserNS)
 	}
-	// A dead engine's container (a PID that is not its recorded start).
-	dead := newAutoRun(t, runRoot, ids, ids, process{Pid: os.Getpid(), Start: 1})
+	// A dead engine's container (no one holds its record's lock).
+	dead := newAutoRun(t, runRoot, ids, ids, false)
 	if err := dead.allocateUserNS(); err != nil || dead.st.UserNS.UID != 500000 {
 		t.Fatalf("third container: %v, %+v; want 500000", err, dead.st.UserNS)
 	}
-	c := newAutoRun(t, runRoot, ids, ids, self())
+	c := newAutoRun(t, runRoot, ids, ids, true)
 	if err := c.allocateUserNS(); err != nil || c.st.UserNS.UID != 500000 {
 		t.Fatalf("after a dead engine's container: %v, %+v; want its range, 500000", err, c.st.UserNS)
 	}
 	// All taken now.
-	d := newAutoRun(t, runRoot, ids, ids, self())
+	d := newAutoRun(t, runRoot, ids, ids, true)
 	err := d.allocateUserNS()
 	var se *StartError
 	if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(err.Error(), "all 3 ranges of 65536 IDs") {
@@ -146,7 +154,7 @@ func TestAllocateUserNSConcurrent(t *testing.T) {
 	writeFile(t, ids, fmt.Sprintf("minictr:100000:%d\n", n*UserNSSize))
 	runs := make([]*run, n)
 	for i := range runs {
-		runs[i] = newAutoRun(t, runRoot, ids, ids, self())
+		runs[i] = newAutoRun(t, runRoot, ids, ids, true)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)

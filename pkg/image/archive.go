@@ -75,11 +75,11 @@ func (s *Store) Save(w io.Writer, refs []string, format string) error {
 // tar. Save takes no lock: the directory is its own (workDir) until it
 // exits, whatever other commands do meanwhile.
 func (s *Store) saveOCI(w io.Writer, order []name.Reference, images map[name.Reference]v1.Image) error {
-	dir, err := s.workDir("save")
+	dir, done, err := s.workDir("save")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return err
@@ -147,11 +147,11 @@ func tarDir(w io.Writer, dir string) error {
 // tagged (or image IDs, for untagged images). Reading r takes no lock: a
 // slow pipe into load holds up no other command.
 func (s *Store) Load(ctx context.Context, r io.Reader) ([]string, error) {
-	tmp, err := s.workDir("load")
+	tmp, done, err := s.workDir("load")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer done()
 	// A tar may list manifest.json last and the reader may be a pipe: keep
 	// a copy to read it as often as the docker-archive reader needs.
 	archive, err := spool(ctx, r, filepath.Join(tmp, "archive.tar"))

@@ -70,11 +70,11 @@ func (s *Store) add(ctx context.Context, op string, in incoming) (*Image, error)
 	if err != nil {
 		return nil, err
 	}
-	work, err := s.workDir(op)
+	work, done, err := s.workDir(op)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer done()
 
 	layers := make([]stagedLayer, len(m.Layers))
 	chains := chainIDs(cfg.RootFS.DiffIDs)

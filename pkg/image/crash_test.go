@@ -27,10 +27,20 @@ import (
 
 // TestMain lets the test binary act as a second minictr process: with
 // MINICTR_TEST_PULL=root|ref it pulls ref into root and exits, so that a
-// test can kill it with SIGKILL in the middle of the pull.
+// test can kill it with SIGKILL in the middle of the pull; with
+// MINICTR_TEST_LEASE=root|container|image it takes a lease and holds it
+// until killed, as an engine running a container does; with
+// MINICTR_TEST_WORK=root it makes a work directory, prints its path and
+// works there until killed.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("MINICTR_TEST_PULL"); spec != "" {
 		os.Exit(pullChild(spec, os.Getenv("MINICTR_TEST_PULL_STOP")))
+	}
+	if spec := os.Getenv("MINICTR_TEST_LEASE"); spec != "" {
+		os.Exit(leaseChild(spec))
+	}
+	if root := os.Getenv("MINICTR_TEST_WORK"); root != "" {
+		os.Exit(workChild(root))
 	}
 	os.Exit(m.Run())
 }
@@ -60,6 +70,46 @@ func pullChild(spec, stop string) int {
 		return 1
 	}
 	return 0
+}
+
+// leaseChild leases as TestMain says, says "leased" on stdout and waits to
+// be killed.
+func leaseChild(spec string) int {
+	f := strings.SplitN(spec, "|", 3)
+	if len(f) != 3 {
+		return 2
+	}
+	s, err := Open(f[0], Options{})
+	if err == nil {
+		_, err = s.Lease(context.Background(), f[1], f[2])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("leased")
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// workChild makes a work directory in the store at root, prints it and
+// waits to be killed.
+func workChild(root string) int {
+	s, err := Open(root, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, _, err := s.workDir("save")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(dir)
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 type haltAt struct {

@@ -52,6 +52,6 @@
 // `minictr logout` removes the entry. The package never prints: progress
 // goes to a Progress sink, steps to a trace.Tracer.
 //
-// Man pages: flock(2), rename(2), proc(5) (a process's start time); the OCI image and distribution specs;
+// Man pages: flock(2) (the store lock, and who holds work directories and leases), rename(2); the OCI image and distribution specs;
 // docker's "docker-archive" (docker save) format.
 package image

@@ -41,11 +41,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := s.workDir("import")
+	tmp, done, err := s.workDir("import")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer done()
 	// Keep the tar: the layer is read twice, to digest it and to store it.
 	name, err := spool(ctx, r, filepath.Join(tmp, "layer.tar"))
 	if err != nil {

@@ -52,9 +52,6 @@ type Options struct {
 	// ReadOnly opens without creating anything: a store that does not
 	// exist reads as empty (for verbs that only read, such as `images`).
 	ReadOnly bool
-	// LeaseAlive reports whether the container holding a lease (Lease) still
-	// lives; a dead container's lease is deleted. nil: every lease holds.
-	LeaseAlive func(containerID string) bool
 }
 
 // A Store keeps images under one root directory:
@@ -63,7 +60,7 @@ type Options struct {
 //	layers/<chain-hex>/    one unpacked layer: rootfs/ and layer.json (written last)
 //	index.json             tags (repository:tag -> manifest) and image records
 //	lock                   flock(2)ed while the index changes; names its holder
-//	tmp/<pid>.<start>.<op>.*/  work in progress of one operation (see workDir)
+//	tmp/<op>.*/            work in progress of one operation, flock(2)ed by it (see workDir)
 //
 // Everything enters the store by rename(2) after it has been verified, so a
 // reader never sees half a blob or half a layer, and kill -9 at any moment

@@ -1,91 +1,65 @@
 package image
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 
-	"github.com/minictr/minictr/internal/procfs"
+	"github.com/minictr/minictr/internal/flock"
 )
 
 // Work in progress lives in tmp/, one directory per operation, named
 //
-//	tmp/<pid>.<start>.<op>.<random>/
+//	tmp/<op>.<random>/
 //
-// after the process that owns it: its PID and its start time (field 22 of
-// /proc/PID/stat, in clock ticks after boot). A PID alone is not a name: the
-// kernel hands it out again. A directory is reclaimed when its owner is
-// provably dead (no such process, or one that started at another time),
-// and never while the owner lives, however long that takes: a save that
-// streams for an hour keeps its files, and a pull killed a second ago has
-// its leftovers removed by the next command that opens the store.
+// and flock(2)ed by the process that works in it for as long as it does
+// (internal/flock). A directory whose lock can be taken is garbage: its
+// owner is gone, however it ended. It is never reclaimed while the owner
+// lives, however long that takes — a save that streams for an hour keeps
+// its files — and a pull killed a second ago has its leftovers removed by
+// the next command that opens the store. The lock answers across PID
+// namespaces (a minictr in a container sharing the store) where a PID in
+// the name would not.
 
-// workDir makes a directory in tmp/ for the work of op.
-func (s *Store) workDir(op string) (string, error) {
-	start, err := selfStart()
+// workDir makes a directory in tmp/ for the work of op, held until done,
+// which removes it.
+func (s *Store) workDir(op string) (dir string, done func(), err error) {
+	var b [6]byte
+	rand.Read(b[:])
+	dir = filepath.Join(s.root, "tmp", op+"."+hex.EncodeToString(b[:]))
+	l, err := flock.Mkdir(dir, 0o700)
 	if err != nil {
-		return "", fmt.Errorf("making a work directory: %w", err)
+		return "", nil, fmt.Errorf("making a work directory: %w", err)
 	}
-	dir, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), fmt.Sprintf("%d.%d.%s.", os.Getpid(), start, op))
-	if err != nil {
-		return "", fmt.Errorf("making a work directory: %w", err)
-	}
-	return dir, nil
+	return dir, func() {
+		os.RemoveAll(dir)
+		l.Unlock() // after the removal: no one else removes it meanwhile
+	}, nil
 }
 
-// reclaim removes the work directories of dead operations, and anything in
-// tmp/ that names no owner (the leftovers of older versions). Two
-// processes may reclaim the same directory at once: a dead owner's
-// directory is garbage to both, and errors are ignored.
+// reclaim removes the work directories of dead operations, and anything
+// else in tmp/ that no one holds (the leftovers of older versions). Of two
+// processes reclaiming at once, the one that takes a directory's lock
+// removes it.
 func (s *Store) reclaim() {
 	tmp := filepath.Join(s.root, "tmp")
 	entries, _ := os.ReadDir(tmp)
 	for _, e := range entries {
-		if pid, start, ok := ownerOf(e.Name()); ok && alive(pid, start) {
+		p := filepath.Join(tmp, e.Name())
+		l, err := flock.Try(p)
+		switch {
+		case errors.Is(err, flock.ErrLocked), errors.Is(err, fs.ErrNotExist):
+			continue // alive, or removed by another
+		case err != nil:
+			// Not lockable (a symlink, a socket): no one's work either.
+			os.RemoveAll(p)
 			continue
 		}
-		os.RemoveAll(filepath.Join(tmp, e.Name()))
+		os.RemoveAll(p)
+		l.Unlock()
 	}
-}
-
-// ownerOf reads the PID and start time from a work directory's name.
-func ownerOf(name string) (pid int, start uint64, ok bool) {
-	f := strings.SplitN(name, ".", 3)
-	if len(f) < 3 {
-		return 0, 0, false
-	}
-	pid, err1 := strconv.Atoi(f[0])
-	start, err2 := strconv.ParseUint(f[1], 10, 64)
-	return pid, start, err1 == nil && err2 == nil && pid > 0
-}
-
-// alive reports whether the process pid that started at start still runs.
-// When /proc cannot tell (hidepid, another PID namespace's PID), the owner
-// is taken to be alive: leaving garbage is better than deleting live work.
-func alive(pid int, start uint64) bool {
-	got, err := processStart(pid)
-	if os.IsNotExist(err) {
-		return false
-	}
-	return err != nil || got == start
-}
-
-var self struct {
-	once  sync.Once
-	start uint64
-	err   error
-}
-
-func selfStart() (uint64, error) {
-	self.once.Do(func() { self.start, self.err = processStart(os.Getpid()) })
-	return self.start, self.err
-}
-
-// processStart is the start time of a process (procfs.ReadStat).
-func processStart(pid int) (uint64, error) {
-	st, err := procfs.ReadStat(pid)
-	return st.StartTime, err
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -62,31 +64,40 @@ func TestSaveSurvivesOtherCommands(t *testing.T) {
 
 // TestDeadOperationsAreReclaimed: what a dead operation left in tmp/ is
 // removed by the next command that opens the store, however young it is;
-// the work of a live process is kept, however old.
+// the work of a live process is kept, however old, and whatever its PID
+// means here: the work directory's lock says.
 func TestDeadOperationsAreReclaimed(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "image")
-	openStoreAt(t, root)
+	s := openStoreAt(t, root)
 	tmp := filepath.Join(root, "tmp")
 
-	// A process of ours, alive, then killed.
-	sleeper := exec.Command("sleep", "60")
-	if err := sleeper.Start(); err != nil {
-		t.Skip(err)
-	}
-	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() }) // by PID: our child
-	sleeperStart, err := processStart(sleeper.Process.Pid)
+	// Another process of ours works in the store, alive, then killed.
+	worker := exec.Command(os.Args[0], "-test.run=^$")
+	worker.Env = append(os.Environ(), "MINICTR_TEST_WORK="+root)
+	worker.Stderr = os.Stderr
+	out, err := worker.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	myStart, err := selfStart()
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { worker.Process.Kill(); worker.Wait() }) // by PID: our child
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the worker made no work directory: %v", err)
+	}
+	theirs := filepath.Base(strings.TrimSpace(line))
+	mine, done, err := s.workDir("pull")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer done()
 	dirs := map[string]bool{ // name -> kept
-		fmt.Sprintf("%d.%d.pull.1", os.Getpid(), myStart):              true,  // this process: alive
-		fmt.Sprintf("%d.%d.load.2", sleeper.Process.Pid, sleeperStart): true,  // alive until killed below
-		fmt.Sprintf("%d.%d.pull.3", os.Getpid(), myStart+1):            false, // our PID, another start: a reused PID
-		"layer-0123456789ab-42":                                        false, // names no owner: an older minictr's
+		filepath.Base(mine): true, // this process: alive
+		theirs:              true, // alive until killed below
+		fmt.Sprintf("%d.%d.pull.3", os.Getpid(), 1): false, // names an owner by PID, as older versions did: no one holds it
+		"layer-0123456789ab-42":                     false, // names no owner: an older minictr's
 	}
 	for name := range dirs {
 		if err := os.MkdirAll(filepath.Join(tmp, name, "rootfs"), 0o700); err != nil {
@@ -111,9 +122,9 @@ func TestDeadOperationsAreReclaimed(t *testing.T) {
 	openStoreAt(t, root)
 	check("first open")
 
-	sleeper.Process.Kill()
-	sleeper.Wait()
-	dirs[fmt.Sprintf("%d.%d.load.2", sleeper.Process.Pid, sleeperStart)] = false
+	worker.Process.Kill()
+	worker.Wait()
+	dirs[theirs] = false
 	openStoreAt(t, root)
 	check("open after the kill")
 }
@@ -208,4 +219,51 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestWorkInAnotherPIDNamespace: a minictr in another PID namespace that
+// shares the store (a save in a container, `unshare -pf`) keeps its work
+// directory while it lives: its PID means nothing here, its lock does.
+// Reclaiming by PID deleted a save's layout in the middle of its stream.
+func TestWorkInAnotherPIDNamespace(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) from util-linux")
+	}
+	root := filepath.Join(t.TempDir(), "image")
+	openStoreAt(t, root)
+	worker := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", os.Args[0], "-test.run=^$")
+	worker.Env = append(os.Environ(), "MINICTR_TEST_WORK="+root)
+	worker.Stderr = os.Stderr
+	out, err := worker.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { worker.Process.Kill(); worker.Wait() }) // unshare, which kills its child
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the worker made no work directory: %v", err)
+	}
+	dir := strings.TrimSpace(line)
+	openStoreAt(t, root) // reclaims what it judges dead
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the work directory of a live process in another PID namespace was reclaimed: %v", err)
+	}
+	worker.Process.Kill()
+	worker.Wait()
+	// --kill-child: the worker gets SIGKILL when unshare dies; wait for it
+	// to be gone, then its work is garbage.
+	for i := 0; ; i++ {
+		openStoreAt(t, root)
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the killed worker's directory is kept")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,8 +134,8 @@ func TestScratchAndBadPaths(t *testing.T) {
 func TestOverlaySnapshot(t *testing.T) {
 	testenv.SkipIfNotRoot(t)
 	base := t.TempDir()
-	if kind, why := Probe(base); kind != Overlay {
-		t.Fatalf("Probe(%s) = %s (%s), want overlay on this host", base, kind, why)
+	if kind, why, err := Probe(base); err != nil || kind != Overlay {
+		t.Fatalf("Probe(%s) = %s (%s), %v; want overlay on this host", base, kind, why, err)
 	}
 	testSnapshot(t, base, Options{Kind: Overlay})
 }
@@ -288,13 +289,13 @@ func TestProbeLeavesNoMount(t *testing.T) {
 			}
 		}
 	}()
-	kind, why := Probe(dir)
+	kind, why, err := Probe(dir)
 	close(stop)
 	if <-seen {
 		t.Errorf("the probe's mount showed in the caller's mount namespace")
 	}
-	if kind != Overlay {
-		t.Errorf("Probe = %s (%s), want overlay on this host", kind, why)
+	if err != nil || kind != Overlay {
+		t.Errorf("Probe = %s (%s), %v; want overlay on this host", kind, why, err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("the probe left %v in %s", entries, dir)
@@ -305,9 +306,47 @@ func TestProbeWithoutRoot(t *testing.T) {
 	if testenv.IsRoot() {
 		t.Skip("checks the answer a user without CAP_SYS_ADMIN gets")
 	}
-	kind, why := Probe(t.TempDir())
-	if kind != Copy || !strings.Contains(why, "needs root") {
-		t.Errorf("Probe = %s, %q; want copy because mounting needs root", kind, why)
+	kind, why, err := Probe(t.TempDir())
+	if err != nil || kind != Copy || !strings.Contains(why, "needs root") {
+		t.Errorf("Probe = %s, %q, %v; want copy because mounting needs root", kind, why, err)
+	}
+}
+
+// TestProbeSetUpFailure: a probe that cannot make its directories (a full
+// disk, here a tmpfs out of inodes) has no verdict: it returns the error,
+// never a Copy that the engine would keep until the next boot.
+func TestProbeSetUpFailure(t *testing.T) {
+	testenv.SkipIfNotRoot(t)
+	dir := tinyTmpfs(t)
+	fillInodes(t, dir)
+	kind, why, err := Probe(dir)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Probe on a full filesystem = %q, %q, %v; want ENOSPC", kind, why, err)
+	}
+}
+
+// tinyTmpfs mounts a tmpfs with room for few inodes on a new directory.
+func tinyTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,nr_inodes=16"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// fillInodes makes empty files in dir until it has no inode left.
+func fillInodes(t *testing.T, dir string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), nil, 0o600)
+		if errors.Is(err, syscall.ENOSPC) {
+			return
+		}
+		if err != nil || i > 1000 {
+			t.Fatalf("filling %s: %v after %d files", dir, err, i)
+		}
 	}
 }
 
@@ -389,7 +428,7 @@ func must(t *testing.T, err error) {
 
 // TestHasDType: the filesystems tests run on (ext4, tmpfs) report d_type.
 func TestHasDType(t *testing.T) {
-	if !hasDType(t.TempDir()) {
-		t.Errorf("hasDType says no on %s", os.TempDir())
+	if ok, err := hasDType(t.TempDir()); !ok || err != nil {
+		t.Errorf("hasDType says %v, %v on %s", ok, err, os.TempDir())
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/minictr/minictr/pkg/container"
 	"github.com/minictr/minictr/pkg/image"
 )
 
@@ -73,8 +72,6 @@ func (g *globals) storeOptions(readOnly bool) image.Options {
 			}
 			fmt.Fprintf(g.stderr, "minictr: waiting for the image store lock held by %s\n", holder)
 		},
-		// The engine knows which containers holding leases still live.
-		LeaseAlive: func(id string) bool { return container.Alive(g.runRoot, id) },
 	}
 }
 

@@ -29,7 +29,10 @@
 // symlink's target is only data: absolute targets are allowed (images are full
 // of them); only writing *through* one out of the directory is refused. On
 // kernels without openat2 (before 5.6) pkg/resolve walks the path in user
-// space under the same rule.
+// space under the same rule. Apply onto a container's root, where the
+// layers below are the root the container will see, takes Options.InRoot:
+// RESOLVE_IN_ROOT, so that a lower layer's /var/run -> /run leads to
+// DIR/run, as docker's chrootarchive resolves it.
 //
 // # Whiteouts
 //

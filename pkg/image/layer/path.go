@@ -64,27 +64,30 @@ func splitName(name string) (parent, base string) {
 }
 
 // A root is a layer directory, held open so that every path is resolved
-// relative to it, and never out of it (resolve.Beneath).
+// relative to it, and never out of it: by default a step that would leave
+// it is refused (resolve.Beneath); with Options.InRoot, it is resolved as
+// the container will (resolve.InRoot).
 type root struct {
-	dir string
-	f   *os.File // O_PATH descriptor of dir
+	dir  string
+	f    *os.File // O_PATH descriptor of dir
+	mode resolve.Mode
 }
 
-func openRoot(dir string) (*root, error) {
+func openRoot(dir string, mode resolve.Mode) (*root, error) {
 	f, err := resolve.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &root{dir: dir, f: f}, nil
+	return &root{dir: dir, f: f, mode: mode}, nil
 }
 
 func (r *root) close() { r.f.Close() }
 
-// openDir opens the directory rel ("" = the root) beneath the root, with
-// openat2(2) RESOLVE_BENEATH where the kernel has it (see pkg/resolve): a
+// openDir opens the directory rel ("" = the root) inside the root, with
+// openat2(2) where the kernel has it (see pkg/resolve): in Beneath mode, a
 // step that would leave the root, symlinks included, fails with ErrEscape.
 func (r *root) openDir(rel string, flags int) (*os.File, error) {
-	f, err := resolve.Open(r.f, rel, resolve.Beneath, flags|unix.O_DIRECTORY, 0)
+	f, err := resolve.Open(r.f, rel, r.mode, flags|unix.O_DIRECTORY, 0)
 	return f, r.escape(rel, err)
 }
 
@@ -93,13 +96,13 @@ func (r *root) openDir(rel string, flags int) (*os.File, error) {
 // with mkdirat(2) in its parent's descriptor, so that no symlink can
 // redirect the creation.
 func (r *root) mkdirAll(rel string) (*os.File, error) {
-	f, err := resolve.MkdirAll(r.f, rel, resolve.Beneath, 0o755)
+	f, err := resolve.MkdirAll(r.f, rel, r.mode, 0o755)
 	return f, r.escape(rel, err)
 }
 
 // removeAll removes rel and what it holds, never following a symlink.
 func (r *root) removeAll(rel string) error {
-	return r.escape(rel, resolve.RemoveAll(r.f, rel, resolve.Beneath))
+	return r.escape(rel, resolve.RemoveAll(r.f, rel, r.mode))
 }
 
 // escape words the resolver's refusal as the layer's.

@@ -20,6 +20,14 @@ type Options struct {
 	// in bytes (0 = no cap): the defence against a small compressed blob
 	// that expands without end.
 	MaxSize int64
+	// InRoot, for Apply onto a container's root made of the layers below
+	// (a copy snapshot), resolves each path as the container will see it:
+	// a lower layer's absolute symlink (Debian's /var/run -> /run) points
+	// into dir, as docker's chrootarchive resolves it. Without it, a path
+	// through a symlink that leaves dir is refused with ErrEscape: right for
+	// one layer in its own directory, where such a path can only be
+	// hostile. Either way nothing is written outside dir.
+	InRoot bool
 }
 
 // Stats count what a layer held.
@@ -96,7 +104,11 @@ type dirTime struct {
 }
 
 func extract(r io.Reader, dir string, opts Options, apply bool) (Stats, error) {
-	rt, err := openRoot(dir)
+	mode := resolve.Beneath
+	if opts.InRoot {
+		mode = resolve.InRoot
+	}
+	rt, err := openRoot(dir, mode)
 	if err != nil {
 		return Stats{}, err
 	}

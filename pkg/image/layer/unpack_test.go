@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/minictr/minictr/internal/testenv"
+	"github.com/minictr/minictr/pkg/resolve"
 	"github.com/minictr/minictr/pkg/trace"
 	"golang.org/x/sys/unix"
 )
@@ -100,7 +101,7 @@ func TestOpenDirStaysBeneath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := openRoot(dir)
+	r, err := openRoot(dir, resolve.Beneath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,4 +307,38 @@ func TestUnpackGNUTar(t *testing.T) {
 		t.Errorf("hard link lost")
 	}
 	t.Logf("%d entries, %d bytes", st.Files, st.Bytes)
+}
+
+// TestApplyInRoot: layers stacked onto one directory see the symlinks of
+// the layers below as the container will: with InRoot, a later layer's
+// var/run/x lands in DIR/run/x through a lower layer's var/run -> /run, and
+// nothing is written outside DIR. Without it (a layer in its own
+// directory), the same path is an escape.
+func TestApplyInRoot(t *testing.T) {
+	name := fmt.Sprintf("minictr-applyinroot-%d", os.Getpid()) // would be /run/NAME on the host
+	stack := func(opts Options) (string, error) {
+		dir := t.TempDir()
+		if _, err := Apply(tarOf(t, dirEnt("run/"), dirEnt("var/"), sym("var/run", "/run")), dir, opts); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Apply(tarOf(t, reg("var/run/"+name, "pid\n")), dir, opts)
+		return dir, err
+	}
+	dir, err := stack(Options{InRoot: true})
+	if err != nil {
+		t.Fatalf("applying through a lower layer's absolute symlink: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "run", name)); err != nil || string(data) != "pid\n" {
+		t.Errorf("DIR/run/%s = %q, %v; want the upper layer's file", name, data, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "var/run")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("var/run is no longer the lower layer's symlink: %v, %v", fi, err)
+	}
+	if _, err := os.Lstat(filepath.Join("/run", name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("/run/%s exists on the host (%v)", name, err)
+		os.Remove(filepath.Join("/run", name))
+	}
+	if _, err := stack(Options{}); !errors.Is(err, ErrEscape) {
+		t.Errorf("without InRoot: %v, want ErrEscape", err)
+	}
 }
