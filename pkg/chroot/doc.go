@@ -35,5 +35,7 @@
 // every mount in it private so that nothing propagates back to the host.
 // When the last process of that namespace exits, the kernel unmounts all of
 // it; there is nothing for minictr to clean up. The rootfs directory gains
-// at most the empty mount points that Config.Mounts asks for.
+// at most the empty mount points that Config.Mounts asks for, and the
+// Config.Devices nodes (with their directories) whose path is outside the
+// container's /dev, a tmpfs of its own: as with runc, they stay.
 package chroot

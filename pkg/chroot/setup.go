@@ -39,6 +39,8 @@ type Config struct {
 	// read-only: the unified one alone on a pure v2 host, else one per
 	// directory under /sys/fs/cgroup. None: no cgroup files.
 	Cgroups []CgroupMount
+	// Devices are host device nodes to make in the container (--device).
+	Devices []Device
 	Tracer  trace.Tracer
 }
 
@@ -119,7 +121,8 @@ func (s *setup) at(point string) {
 //     mount point)
 //  5. mount /proc, /sys, the cgroups (read-only), /dev and its children,
 //     and the other cfg.Mounts, each onto a descriptor resolved inside the
-//     rootfs; /dev is filled through the tmpfs's own descriptor
+//     rootfs; /dev is filled through the tmpfs's own descriptor; make the
+//     cfg.Devices nodes (--device)
 //  6. pivot_root into the rootfs (fchdir into its descriptor, no path) and
 //     detach the host's root
 //  7. mask and make read-only the dangerous /proc and /sys paths, found
@@ -147,6 +150,7 @@ func Setup(cfg Config) error {
 		{"mounting /sys/fs/cgroup", s.mountCgroups},
 		{"setting up /dev", s.mountDev},
 		{"mounting volumes", s.mountExtra},
+		{"making --device nodes", s.makeDevices},
 		{"pivoting root", s.pivotRoot},
 		{"masking paths", s.maskPaths},
 		{"making paths read-only", s.readonlyPaths},

@@ -54,6 +54,9 @@ type insideConfig struct {
 	// renames /proc meanwhile; Only limits the checks to those named.
 	MovedProc string
 	Only      []string
+	// Devices are --device nodes; each must then be found at its Path
+	// with its number, mode and owner (check "devices").
+	Devices []Device
 }
 
 // inside runs as PID 1 of new mount and PID namespaces: it calls Setup,
@@ -91,7 +94,7 @@ func inside() int {
 		}
 	}
 	err := Setup(Config{Rootfs: cfg.Rootfs, ReadOnly: cfg.ReadOnly, Privileged: cfg.Privileged,
-		Mounts: cfg.Mounts, Cgroups: cfg.Cgroups, Tracer: trace.New(os.Stderr)})
+		Mounts: cfg.Mounts, Cgroups: cfg.Cgroups, Devices: cfg.Devices, Tracer: trace.New(os.Stderr)})
 	if err != nil {
 		fmt.Println("FAIL setup:", err)
 		return 1
@@ -284,6 +287,21 @@ func checks(cfg insideConfig) []check {
 			// The volume was asked for read-only (MS_BIND|MS_RDONLY).
 			if err := os.WriteFile("/data/x", nil, 0o600); !errors.Is(err, unix.EROFS) {
 				return fmt.Errorf("write /data/x: %v, want EROFS", err)
+			}
+			return nil
+		}})
+	}
+	if len(cfg.Devices) > 0 {
+		cs = append(cs, check{"devices", func() error {
+			for _, d := range cfg.Devices {
+				var st unix.Stat_t
+				if err := unix.Lstat(d.Path, &st); err != nil {
+					return err
+				}
+				if st.Mode != d.Mode || st.Rdev != unix.Mkdev(d.Major, d.Minor) || st.Uid != d.UID || st.Gid != d.GID {
+					return fmt.Errorf("%s: mode %o rdev %d:%d owner %d:%d, want %o %d:%d %d:%d", d.Path, st.Mode,
+						unix.Major(st.Rdev), unix.Minor(st.Rdev), st.Uid, st.Gid, d.Mode, d.Major, d.Minor, d.UID, d.GID)
+				}
 			}
 			return nil
 		}})

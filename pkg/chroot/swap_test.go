@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/minictr/minictr/internal/testenv"
 )
 
@@ -29,6 +31,7 @@ func swapPoints() []string {
 		"mounting /sys/fs/cgroup",
 		"setting up /dev",
 		"mounting volumes",
+		"making --device nodes",
 		"pivoting root",
 		"masking paths",
 		"making paths read-only",
@@ -36,7 +39,7 @@ func swapPoints() []string {
 	for _, d := range devices {
 		points = append(points, "mknod "+d.name)
 	}
-	return points
+	return append(points, "mknod mydev") // the --device node
 }
 
 // TestSetupSwappedRootfsParent replays review 7's attack on the init: once
@@ -75,6 +78,16 @@ func TestSetupSwappedRootfsParent(t *testing.T) {
 			if err := os.Symlink(victim, filepath.Join(evil, "dev/null")); err != nil {
 				t.Fatal(err)
 			}
+			// A --device node (the test's own c 1:7) whose mode and owner
+			// a path-based chmod and chown would give the victim instead.
+			if err := os.Symlink(victim, filepath.Join(evil, "dev/mydev")); err != nil {
+				t.Fatal(err)
+			}
+			host := filepath.Join(base, "full")
+			if err := unix.Mknod(host, unix.S_IFCHR|0o640, int(unix.Mkdev(1, 7))); err != nil {
+				t.Fatal(err)
+			}
+			mydev := Device{Path: "/dev/mydev", HostPath: host, Mode: unix.S_IFCHR | 0o640, Major: 1, Minor: 7, UID: 1000, GID: 1001}
 			evilBefore := listTree(t, evil)
 
 			swapped := false
@@ -97,8 +110,9 @@ func TestSetupSwappedRootfsParent(t *testing.T) {
 			}
 			// The host-side checks run even when the child fails (t.Fatal).
 			defer func() {
-				if fi, err := os.Stat(victim); err != nil || fi.Mode().Perm() != 0o600 {
-					t.Errorf("victim: %v %v, want mode 0600 (the init chmod'ed a host file)", fi.Mode(), err)
+				var st unix.Stat_t
+				if err := unix.Stat(victim, &st); err != nil || st.Mode&0o7777 != 0o600 || st.Uid != 0 || st.Gid != 0 {
+					t.Errorf("victim: mode %o owner %d:%d (%v), want 0600 0:0 (the init chmod'ed or chown'ed a host file)", st.Mode, st.Uid, st.Gid, err)
 				}
 				if data, err := os.ReadFile(victim); string(data) != "secret\n" || err != nil {
 					t.Errorf("victim now holds %q (%v)", data, err)
@@ -111,12 +125,12 @@ func TestSetupSwappedRootfsParent(t *testing.T) {
 					t.Errorf("the host sees %d entries in the real rootfs's dev", len(entries))
 				}
 			}()
-			cfg := insideConfig{Rootfs: rootfs, PauseAt: point}
+			cfg := insideConfig{Rootfs: rootfs, PauseAt: point, Devices: []Device{mydev}}
 			results, stderr := runPaused(t, cfg, newNS, nil, swap)
 			if !swapped {
 				t.Fatalf("the swap at %q never ran", point)
 			}
-			wantChecks(t, results, "pid1", "rootfs-only", "dev-null", "dev-zero", "dev-links", "masked-files-null", "proc-sys-ro", "sys-ro")
+			wantChecks(t, results, "pid1", "rootfs-only", "dev-null", "dev-zero", "dev-links", "masked-files-null", "proc-sys-ro", "sys-ro", "devices")
 			if t.Failed() {
 				t.Logf("trace:\n%s", stderr)
 			}

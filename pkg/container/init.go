@@ -39,6 +39,8 @@ type initSpec struct {
 	// Cgroups are the host's hierarchies to mount at /sys/fs/cgroup, from
 	// the layout the engine read once.
 	Cgroups []chroot.CgroupMount `json:"cgroups,omitempty"`
+	// Devices are the --device nodes to make.
+	Devices []chroot.Device `json:"devices,omitempty"`
 	// FileMounts are the indexes in Mounts of the detached mounts the
 	// engine sends as files with the spec, in that order (idmapRoot).
 	FileMounts []int `json:"fileMounts,omitempty"`
@@ -180,6 +182,7 @@ func (s *initSpec) start(rep *namespaces.Reporter) (int, error) {
 		ReadOnly:   s.ReadOnly,
 		Privileged: s.Privileged,
 		Cgroups:    s.Cgroups,
+		Devices:    s.Devices,
 		Tracer:     t,
 	})
 	if err != nil {

@@ -150,6 +150,7 @@ func Run(ctx context.Context, o RunOptions) (err error) {
 		ReadOnly:   o.Spec.ReadOnly,
 		Privileged: o.Spec.Privileged,
 		Cgroups:    cgroupMounts(r.layout),
+		Devices:    deviceNodes(o.Spec.Devices),
 	}
 	if !o.Spec.NoNewKeyring {
 		// Named after the full ID, which nobody inside a container can
@@ -323,6 +324,14 @@ func (r *run) createCgroup() error {
 			limits.Devices = []cgroups.DeviceRule{cgroups.AllowAllDevices}
 		}
 	}
+	if !r.o.Spec.Privileged && len(r.o.Spec.Devices) > 0 {
+		// --device: each node's rule after the defaults (a copy: the
+		// caller's rules are not ours to append to).
+		limits.Devices = slices.Clone(limits.Devices)
+		for _, d := range r.o.Spec.Devices {
+			limits.Devices = append(limits.Devices, d.Rule())
+		}
+	}
 	cg, err := cgroups.New(cgroups.Config{Name: "minictr-" + r.id, Resources: limits, Layout: r.layout, Tracer: r.t})
 	if err != nil {
 		return err
@@ -335,6 +344,23 @@ func (r *run) createCgroup() error {
 		return nil
 	})
 	return nil
+}
+
+// deviceNodes turns --device nodes into what the init makes: plain data,
+// since the root filesystem stage knows nothing of cgroups.
+func deviceNodes(nodes []cgroups.DeviceNode) []chroot.Device {
+	var devs []chroot.Device
+	for _, n := range nodes {
+		mode := uint32(syscall.S_IFCHR)
+		if n.Type == cgroups.BlockDevice {
+			mode = syscall.S_IFBLK
+		}
+		devs = append(devs, chroot.Device{
+			Path: n.Path, HostPath: n.HostPath, Mode: mode | uint32(n.Mode.Perm()),
+			Major: uint32(n.Major), Minor: uint32(n.Minor), UID: n.UID, GID: n.GID,
+		})
+	}
+	return devs
 }
 
 // startInit re-executes minictr as the container's init in new namespaces;

@@ -28,6 +28,10 @@ type Spec struct {
 	CapAdd, CapDrop []string // changes to docker's default capabilities
 	UserNS          string   // "" or UserNSHost: the host's user namespace; UserNSAuto: one of its own
 	Resources       cgroups.Resources
+	// Devices are host devices the container gets (docker's --device):
+	// each is made at its Path in the container, and its rule follows
+	// the default device rules in the container's cgroup.
+	Devices []cgroups.DeviceNode
 	// Seccomp is the syscall filter: "" for docker's default profile,
 	// SeccompUnconfined for none, or a profile file in docker's JSON
 	// format. Privileged containers are unconfined, as in docker.
@@ -102,6 +106,11 @@ func (s *Spec) validate() (Process, error) {
 	}
 	if err := s.checkUserNS(); err != nil {
 		return p, err
+	}
+	for _, d := range s.Devices {
+		if !filepath.IsAbs(d.Path) || !filepath.IsAbs(d.HostPath) || d.Type != cgroups.CharDevice && d.Type != cgroups.BlockDevice {
+			return p, fmt.Errorf("%w: device %s:%s: want absolute paths and a character or block device", ErrInvalidSpec, d.HostPath, d.Path)
+		}
 	}
 	caps, err := privileges.Capabilities(s.CapAdd, s.CapDrop, s.Privileged)
 	if err != nil {

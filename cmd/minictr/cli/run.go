@@ -46,6 +46,7 @@ type runFlags struct {
 	tty          bool
 	noNewKeyring bool
 	userns       string
+	devices      []string
 
 	entrypointSet bool // --entrypoint was given, perhaps as ""
 }
@@ -116,6 +117,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "give the container minictr's stdin (without it: /dev/null)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "give the container a terminal of its own (in raw mode with -i)")
 	fl.StringVar(&f.userns, "userns", "host", `user namespace: "host" (root inside is the host's), or "auto" (root inside is an unprivileged uid from /etc/subuid's ranges for "minictr")`)
+	fl.StringArrayVar(&f.devices, "device", nil, "add a host device: HOST[:CONTAINER][:rwm] (CONTAINER defaults to HOST, the access to rwm)")
 	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always, until container lifecycle commands exist)")
 	// -h is --hostname, as in docker; help stays reachable as --help.
 	cmd.Flags().BoolP("help", "", false, "help for run")
@@ -147,6 +149,10 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 	if err != nil {
 		return o, usageError{err}
 	}
+	devices, err := parseDevices(f.devices)
+	if err != nil {
+		return o, usageError{err}
+	}
 	if f.tty && f.interactive {
 		// Docker's check: keystrokes for a terminal must come from one.
 		if !readsTerminal(g.stdin) {
@@ -169,6 +175,7 @@ func (f *runFlags) options(g *globals, args []string) (container.RunOptions, err
 			CapAdd:     f.capAdd,
 			CapDrop:    f.capDrop,
 			Resources:  res,
+			Devices:    devices,
 			Seccomp:    sec.seccomp,
 			OpenStdin:  f.interactive,
 			Tty:        f.tty,
@@ -384,6 +391,22 @@ func parseSecurityOpts(opts []string) (securityOpts, error) {
 		}
 	}
 	return s, nil
+}
+
+// parseDevices reads each --device and stats its host node, so that a
+// device that is missing, or is no device, stops the run before anything
+// exists.
+func parseDevices(values []string) ([]cgroups.DeviceNode, error) {
+	var nodes []cgroups.DeviceNode
+	for _, v := range values {
+		n, err := cgroups.ParseDevice(v)
+		if err != nil {
+			// ParseDevice's errors begin `device "VALUE": `.
+			return nil, fmt.Errorf("invalid --%w", err)
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
 }
 
 // readsTerminal reports whether r is a terminal (isatty(3): a terminal
