@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,8 +196,18 @@ func TestCheckUserNS(t *testing.T) {
 // directory on the way that shuts others out is named.
 func TestReachableByRoot(t *testing.T) {
 	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} { // t.TempDir's are 0700
-		if err := os.Chmod(d, 0o711); err != nil {
+	// t.TempDir's are 0700, and so may be $TMPDIR itself (the non-root
+	// lane's): open every ancestor this process owns, up to $TMPDIR and no
+	// further, to the mapped root.
+	for d := dir; d != "/" && d != filepath.Dir(os.TempDir()); d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			t.Fatal(err)
+		}
+		if int(st.Uid) != os.Geteuid() || st.Mode&0o001 != 0 {
+			continue
+		}
+		if err := os.Chmod(d, os.FileMode(st.Mode&0o7777|0o011)); err != nil {
 			t.Fatal(err)
 		}
 	}
