@@ -170,7 +170,7 @@ func mapIDs(attr *syscall.SysProcAttr, spec string) error {
 	if _, err := fmt.Sscanf(spec, "%d:%d:%d", &m.ContainerID, &m.HostID, &m.Size); err != nil {
 		return fmt.Errorf("-map %q: want INSIDE:OUTSIDE:COUNT: %w", spec, err)
 	}
-	// TODO(3): a new user namespace starts with no uid or gid mapped. Let
+	// TODO(2): a new user namespace starts with no uid or gid mapped. Let
 	// Go's fork/exec write the child's /proc/PID/uid_map and gid_map: set
 	// attr.UidMappings and attr.GidMappings to []syscall.SysProcIDMap{m};
 	// GidMappingsEnableSetgroups false (an unprivileged gid_map needs
@@ -178,18 +178,18 @@ func mapIDs(attr *syscall.SysProcAttr, spec string) error {
 	// (attr.Credential) before exec: the host's root is not mapped in
 	// there, and execve as an unmapped user drops every capability.
 	// Tests: user_map.txtar, user_caps.txtar.
-	return fmt.Errorf("TODO 3: write the uid and gid maps, become root inside")
+	return fmt.Errorf("TODO 2: write the uid and gid maps, become root inside")
 }
 
 // child runs inside the new namespaces, as their first process.
 func child(o options) error {
 	say("inside: I am PID %d, uid %d", os.Getpid(), os.Getuid())
 	if o.hostname != "" {
-		// TODO(2): set the hostname with sethostname(2)
+		// TODO(3): set the hostname with sethostname(2)
 		// (unix.Sethostname takes []byte). We are in a new UTS namespace,
 		// so only this namespace sees it. Return a failure as
 		// os.NewSyscallError("sethostname", err). Test: uts_hostname.txtar.
-		return fmt.Errorf("TODO 2: sethostname(2) o.hostname")
+		return fmt.Errorf("TODO 3: sethostname(2) o.hostname")
 		say("sethostname(%q): the same as hostname %s", o.hostname, o.hostname)
 	}
 	if o.proc {
