@@ -194,8 +194,8 @@ func installFilter(name string) error {
 		//   jeq #nr, +0, +1      is it the one to refuse? (Jf: 1 skips one)
 		//   ret ERRNO(1)         yes: fail it, SECCOMP_RET_ERRNO|EPERM
 		//   ret ALLOW            no: let it through, SECCOMP_RET_ALLOW
-		// A jump +N skips N instructions after this one. Then delete this
-		// hole down to its return (the closing brace stays).
+		// A jump +N skips N instructions after this one. Replace the whole
+		// hole, down to its return, with the four and prog's closing brace.
 		// Test: seccomp.txtar.
 	}
 	return fmt.Errorf("TODO 2: finish the seccomp filter for %s (%d)", name, nr)
