@@ -216,6 +216,47 @@ func TestExercisesFollowTheirSolutions(t *testing.T) {
 	}
 }
 
+var scriptName = regexp.MustCompile(`[a-z0-9_-]+\.txtar`)
+
+// TestHintsNameRealScripts keeps the hints true: every testscript an
+// exercise's hint names is one of its lesson's, and every one that
+// EXERCISES.md names belongs to some lesson.
+func TestHintsNameRealScripts(t *testing.T) {
+	all := map[string]bool{}
+	for _, dir := range lessonsWithExercises(t) {
+		scripts, err := filepath.Glob(filepath.Join(dir, "testdata", "*.txtar"))
+		if err != nil || len(scripts) == 0 {
+			t.Fatalf("%s: no testscripts (%v)", dir, err)
+		}
+		own := map[string]bool{}
+		for _, s := range scripts {
+			own[filepath.Base(s)], all[filepath.Base(s)] = true, true
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "exercise.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range scriptName.FindAllString(string(data), -1) {
+			if !own[name] {
+				t.Errorf("%s/exercise.go names %s, which is not in its testdata", filepath.Base(dir), name)
+			}
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(lessonsDir, "EXERCISES.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := scriptName.FindAllString(string(data), -1)
+	if len(names) < 10 {
+		t.Fatalf("EXERCISES.md names %d testscripts: are its break tasks still there?", len(names))
+	}
+	for _, name := range names {
+		if !all[name] {
+			t.Errorf("EXERCISES.md names %s, which no lesson with an exercise has", name)
+		}
+	}
+}
+
 // goCommand skips where there is no go command (the lab VM runs test
 // binaries without a toolchain).
 func goCommand(t *testing.T) string {
