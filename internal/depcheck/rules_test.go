@@ -89,6 +89,7 @@ var rules = []rule{
 	{"internal/vmtest", nil, "tests run in the lab VM"},
 	{"internal/securitytest", list(xsys), "the probe the security corpus runs inside a container: a static command"},
 	{"internal/labtest", nil, "runs the lessons' README steps, in the lab and on the host"},
+	{"internal/exercisecheck", nil, "keeps the lessons' exercises in step with their main.go"},
 	{"scripts", list("internal/testenv"), "commands of the scripts (mkrootfs)"},
 	{"scripts/labregistry", list("github.com/google/go-containerregistry"), "the lab's registry on 127.0.0.1:5000"},
 }

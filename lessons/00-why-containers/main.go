@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Command lesson00 is the smallest container there is: a process started
 // with new namespaces, moved into another root directory, with its own
 // /proc. Every later lesson takes one of these lines and does it properly.

@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Command lesson01 runs a command inside a chroot, and shows how a root
 // process walks back out of it.
 //

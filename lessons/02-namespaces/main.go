@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Command lesson02 runs a command in new Linux namespaces and says what it
 // did on the way:
 //

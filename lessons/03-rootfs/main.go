@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Command lesson03 runs a command in its own root filesystem the way
 // containers do: new mount and PID namespaces, private mounts, a fresh
 // /proc, pivot_root, the old root unmounted, and kernel files masked.

@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Lesson 04: put a command in a control group of its own, limit its memory,
 // CPU time and number of processes, and read back what the kernel counted.
 // cgroup v1 and v2 name their files differently: README.md has the table.

@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Lesson 06: what an image is. `build` packs directories into an OCI image
 // layout (gzipped tar layers, a config, a manifest, all named by the sha256
 // of their bytes); `mount` unpacks its layers, turns whiteouts into the

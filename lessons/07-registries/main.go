@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Lesson 07: how a registry serves images. A tiny client of the OCI
 // distribution API with nothing but net/http: list tags, fetch a manifest
 // with the Accept headers that choose its format, fetch a blob and check

@@ -1,3 +1,5 @@
+//go:build !exercise
+
 // Command lesson13 runs a command behind the walls a container runtime puts
 // up inside the container, one flag per wall, and prints each step on
 // stderr: a fresh session keyring, a user namespace, a capability dropped,
