@@ -172,8 +172,15 @@ func displayRegistry(r string) string {
 func (r Reference) Name() string { return r.Registry + "/" + r.Repository }
 
 // String is the full normalized reference.
-func (r Reference) String() string {
-	s := r.Name()
+func (r Reference) String() string { return r.Name() + r.suffix() }
+
+// FamiliarString is the reference as docker prints it in `rmi` and errors:
+// Familiar with the tag and digest ("student/app:v1", "busybox:latest").
+func (r Reference) FamiliarString() string { return r.Familiar() + r.suffix() }
+
+// suffix is ":tag", "@digest", both or neither.
+func (r Reference) suffix() string {
+	var s string
 	if r.Tag != "" {
 		s += ":" + r.Tag
 	}

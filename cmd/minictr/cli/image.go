@@ -89,7 +89,7 @@ func noSuchImage(arg string, err error) error {
 	name := arg
 	if !strings.HasPrefix(arg, "sha256:") {
 		if r, perr := image.ParseReference(arg); perr == nil {
-			name = familiar(r)
+			name = r.FamiliarString()
 		}
 	}
 	return notFound{name, err}
@@ -103,26 +103,14 @@ type notFound struct {
 func (e notFound) Error() string { return "No such image: " + e.name }
 func (e notFound) Unwrap() error { return e.err }
 
-// familiar is a reference as docker prints it: without docker.io/library/
-// or docker.io/ ("student/app:v1", "busybox:latest").
-func familiar(r image.Reference) string {
-	s := r.Familiar()
-	if r.Tag != "" {
-		s += ":" + r.Tag
-	}
-	if r.Digest != "" {
-		s += "@" + r.Digest
-	}
-	return s
-}
-
-// familiarString is familiar for a full reference the store returned.
+// familiarString is a full reference the store returned as docker prints
+// it: without docker.io/library/ or docker.io/ ("student/app:v1").
 func familiarString(ref string) string {
 	r, err := image.ParseReference(ref)
 	if err != nil {
 		return ref
 	}
-	return familiar(r)
+	return r.FamiliarString()
 }
 
 // interruptible is a context cancelled by Ctrl-C or SIGTERM, so that a pull
