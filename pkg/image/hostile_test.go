@@ -242,16 +242,7 @@ func TestPullUnpacksContainedLayers(t *testing.T) {
 	}
 	for _, fx := range fixtures {
 		t.Run(fx.File, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(dir, fx.File))
-			if err != nil {
-				t.Fatal(err)
-			}
-			blob, diffID := asLayer(t, raw, strings.HasSuffix(fx.File, ".gz"))
-			p := &parts{layer: blob, diffID: diffID}
-			p.config = v1.ConfigFile{OS: "linux", Architecture: runtimeArch(), RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}}
-			p.manifest = v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
-				Layers: []v1.Descriptor{{MediaType: types.OCILayer, Size: int64(len(blob)), Digest: sha256Hash(blob)}}}
-			host, _ := p.serve(t)
+			host := serveFixtureLayer(t, dir, fx.File)
 
 			parent := t.TempDir()
 			s, err := Open(filepath.Join(parent, "image"), Options{})
